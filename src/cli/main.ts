@@ -1,0 +1,27 @@
+/**
+ * The `nexus` command. Every subcommand group lives in src/cli/commands/<group>.ts and exports
+ * `register(program)`; this file only assembles them.
+ */
+import { Command, CommanderError } from "commander";
+import { register as registerDev } from "./commands/dev.ts";
+
+const program = new Command();
+program
+  .name("nexus")
+  .description("Nexus COS: verifiable creator tenants (IMVUs) with DNS, mail, compute and network")
+  .version("0.1.0")
+  .showHelpAfterError()
+  .exitOverride();
+
+registerDev(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    // Usage errors (unknown flag, missing argument) are bad input: exit 2; --help/--version exit 0.
+    process.exitCode = e.exitCode === 0 ? 0 : 2;
+  } else {
+    throw e;
+  }
+}
