@@ -4,6 +4,11 @@
  */
 import { Command, CommanderError } from "commander";
 import { register as registerDev } from "./commands/dev.ts";
+import { register as registerGates } from "./commands/gates.ts";
+import { register as registerId } from "./commands/id.ts";
+import { register as registerLedger } from "./commands/ledger.ts";
+import { register as registerTlog } from "./commands/tlog.ts";
+import { register as registerNote } from "./commands/note.ts";
 
 const program = new Command();
 program
@@ -14,6 +19,11 @@ program
   .exitOverride();
 
 registerDev(program);
+registerGates(program);
+registerId(program);
+registerLedger(program);
+registerTlog(program);
+registerNote(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -15,6 +15,20 @@ export const TEST_PACKAGES: readonly string[] = [
   "dnsperf",
   "swaks",
   "python3-dkim",
+  // mail (smtp): swaks needs Net::SSLeay for STARTTLS; a private Postfix is the remote MX and the
+  // benchmark's peer, and its smtp-source is the benchmark's load.
+  "libnet-ssleay-perl",
+  "postfix",
+  // compute: podman with runc (crun fails on hybrid cgroups), catatonit for --init, iptables for the
+  // isolation chain, e2fsprogs for loop-mounted volumes, busybox-static for the test root file systems.
+  "podman",
+  "runc",
+  "catatonit",
+  "iptables",
+  "e2fsprogs",
+  "busybox-static",
+  // mail (imap): Dovecot serves a copy of a Maildir as the oracle the IMAP server is compared with.
+  "dovecot-imapd",
 ];
 
 /** True when the process runs as root (so apt-get and runuser are usable). */
@@ -37,13 +51,17 @@ export function ensurePackages(names: readonly string[], log: (s: string) => voi
   if (!isRoot() || !existsSync("/usr/bin/apt-get")) return missing;
   log(`installing Debian packages: ${missing.join(" ")}`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  // Postfix asks how to configure the system MTA; the tests run private instances of their own.
+  if (missing.includes("postfix")) {
+    spawnSync("debconf-set-selections", [], { input: "postfix postfix/main_mailer_type select No configuration\n", stdio: ["pipe", "ignore", "ignore"] });
+  }
   spawnSync("apt-get", ["update", "-qq"], { stdio: ["ignore", "ignore", "inherit"], env });
   spawnSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], {
     stdio: ["ignore", "ignore", "inherit"],
     env,
   });
   // Debian starts services it installs; the project runs its own instances on other ports.
-  for (const svc of ["nsd", "knot", "postgresql"]) spawnSync("systemctl", ["disable", "--now", svc], { stdio: "ignore" });
+  for (const svc of ["nsd", "knot", "postgresql", "postfix"]) spawnSync("systemctl", ["disable", "--now", svc], { stdio: "ignore" });
   return missingPackages(names);
 }
 

@@ -1,0 +1,216 @@
+/**
+ * The command pipeline: the only write path (ARCHITECTURE.md). decode → schema → signature, actor,
+ * nonce, time → gates → append the entry → apply the projection, all inside one ledger
+ * transaction; the answer is a receipt. Commands queue and are sequenced in batches (group
+ * commit); each batch is one transaction, so a failure applies nothing of it.
+ */
+import { canonicalize, parseJsonStrict } from "../crypto/index.ts";
+import { toHex, utf8 } from "../crypto/bytes.ts";
+import { NexusError } from "../errors.ts";
+import type { Verdict } from "../policy/context.ts";
+import type { AppendContext, Ledger } from "../ledger/ledger.ts";
+import type { SqlExecutor } from "../ledger/storage-port.ts";
+import { authenticate, type KeyEventVerifiers } from "./authenticate.ts";
+import { decide } from "./decide.ts";
+import { pipelineErrors as E } from "./errors.ts";
+import { MemoryState, OverlayState, type Change, type StateReader } from "./state.ts";
+
+/** Commands sequenced in one transaction at most. */
+export const BATCH_COMMANDS_MAX = 256;
+/** Commands waiting at most before new ones are refused with PIPELINE_OVERLOADED. */
+export const QUEUE_COMMANDS_MAX = 10_000;
+
+/** What the caller gets back for a recorded command (applied or denied). */
+export interface Receipt {
+  readonly index: string;
+  readonly leafHash: string;
+  readonly outcome: "applied" | "denied";
+  readonly gates: readonly Verdict[];
+  readonly digest: string;
+  readonly treeSize: string;
+  readonly checkpoint: string;
+  readonly inclusionProof: readonly string[];
+}
+
+/** An applied or denied command, as services see it on the bus. */
+export interface RecordedCommand {
+  readonly index: bigint;
+  readonly entry: LedgerEntry;
+  readonly changes: readonly Change[];
+}
+
+/** The JSON of a ledger entry (ARCHITECTURE.md, "Commands and the ledger"). */
+export interface LedgerEntry {
+  readonly index: string;
+  readonly time: string;
+  readonly envelope: unknown;
+  readonly outcome: "applied" | "denied";
+  readonly gates: readonly Verdict[];
+}
+
+interface Pending {
+  readonly raw: string;
+  readonly resolve: (r: Receipt) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+type Outcome =
+  | { kind: "rejected"; error: NexusError }
+  | { kind: "recorded"; index: bigint; leafHash: Uint8Array; entry: LedgerEntry; digest: string; changes: Change[] };
+
+/** Options of a pipeline. */
+export interface PipelineOptions {
+  readonly ledger: Ledger;
+  readonly db: SqlExecutor;
+  readonly verifiers: KeyEventVerifiers;
+  readonly clock?: () => Date;
+}
+
+/** The write path. Construct with `Pipeline.open`. */
+export class Pipeline {
+  private readonly memory = new MemoryState();
+  private readonly queue: Pending[] = [];
+  private readonly listeners = new Set<(r: RecordedCommand) => void>();
+  private running = false;
+  private readonly opts: PipelineOptions;
+  private readonly clock: () => Date;
+
+  private constructor(opts: PipelineOptions) {
+    this.opts = opts;
+    this.clock = opts.clock ?? (() => new Date());
+  }
+
+  /** Opens the pipeline: creates the projection table if needed and loads it. */
+  static async open(opts: PipelineOptions): Promise<Pipeline> {
+    const p = new Pipeline(opts);
+    await opts.db.run(
+      "CREATE TABLE IF NOT EXISTS projection (tbl TEXT NOT NULL, k TEXT NOT NULL, v TEXT NOT NULL, PRIMARY KEY (tbl, k))",
+    );
+    const rows = await opts.db.all<{ tbl: string; k: string; v: string }>("SELECT tbl, k, v FROM projection");
+    for (const r of rows) p.memory.load(r.tbl, r.k, JSON.parse(r.v));
+    return p;
+  }
+
+  /** The committed projection. */
+  get state(): StateReader {
+    return this.memory;
+  }
+
+  /** Digest of the committed projection (compared by `ledger replay --verify`). */
+  stateDigest(): string {
+    return this.memory.digest();
+  }
+
+  /** Follows every recorded command after it commits. Returns an unsubscribe function. */
+  onRecorded(listener: (r: RecordedCommand) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Submits a DSSE command envelope (JSON text); resolves with its receipt or rejects with a NexusError. */
+  submit(raw: string | Uint8Array): Promise<Receipt> {
+    if (this.queue.length >= QUEUE_COMMANDS_MAX) return Promise.reject(E.make("PIPELINE_OVERLOADED"));
+    const text = typeof raw === "string" ? raw : Buffer.from(raw).toString("utf8");
+    return new Promise<Receipt>((resolve, reject) => {
+      this.queue.push({ raw: text, resolve, reject });
+      if (!this.running) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.queue.length > 0) await this.runBatch(this.queue.splice(0, BATCH_COMMANDS_MAX));
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async runBatch(batch: Pending[]): Promise<void> {
+    const overlay = new OverlayState(this.memory);
+    let outcomes: Outcome[];
+    try {
+      outcomes = await this.opts.ledger.submit(async (ctx) => {
+        const out: Outcome[] = [];
+        for (const item of batch) out.push(await this.sequence(item.raw, ctx, overlay));
+        return out;
+      });
+    } catch (e) {
+      for (const item of batch) item.reject(e instanceof NexusError ? e : E.make("PIPELINE_OVERLOADED", `batch failed: ${String(e)}`));
+      return;
+    }
+    this.memory.apply(overlay.changes);
+    await this.answer(batch, outcomes);
+  }
+
+  /** Sequences one command inside the transaction: authenticate, decide, append, project. */
+  private async sequence(raw: string, ctx: AppendContext, overlay: OverlayState): Promise<Outcome> {
+    const now = this.clock();
+    const auth = authenticate(overlay, raw, now, this.opts.verifiers);
+    if (!auth.ok) return { kind: "rejected", error: auth.error };
+    const index = ctx.nextIndex;
+    const time = now.toISOString();
+    const decision = decide(overlay, auth.value, index, time, Buffer.byteLength(canonicalize(auth.value.envelope)));
+    const entry: LedgerEntry = {
+      index: index.toString(),
+      time,
+      envelope: auth.value.envelope,
+      outcome: decision.outcome,
+      gates: decision.verdicts,
+    };
+    const appended = await ctx.append(utf8(canonicalize(entry)));
+    if (appended.index !== index) throw new Error(`invariant: ledger assigned ${appended.index}, expected ${index}`);
+    await writeChanges(ctx.tx, decision.changes);
+    overlay.write(decision.changes);
+    return { kind: "recorded", index, leafHash: appended.leafHash, entry, digest: auth.value.digest, changes: [...decision.changes] };
+  }
+
+  private async answer(batch: Pending[], outcomes: Outcome[]): Promise<void> {
+    const recorded = outcomes.some((o) => o.kind === "recorded");
+    const cp = recorded ? await this.opts.ledger.checkpoint() : undefined;
+    for (let i = 0; i < batch.length; i++) {
+      const item = batch[i];
+      const o = outcomes[i];
+      if (!item || !o) continue;
+      if (o.kind === "rejected") {
+        item.reject(o.error);
+        continue;
+      }
+      for (const l of this.listeners) l({ index: o.index, entry: o.entry, changes: o.changes });
+      if (!cp) continue;
+      try {
+        const proof = await this.opts.ledger.inclusionProof(o.index, cp.checkpoint.size);
+        item.resolve({
+          index: o.index.toString(),
+          leafHash: toHex(o.leafHash),
+          outcome: o.entry.outcome,
+          gates: o.entry.gates,
+          digest: o.digest,
+          treeSize: cp.checkpoint.size.toString(),
+          checkpoint: cp.note,
+          inclusionProof: proof.map(toHex),
+        });
+      } catch (e) {
+        item.reject(e);
+      }
+    }
+  }
+}
+
+/** Writes projection changes into the transaction (portable SQL for SQLite and PostgreSQL). */
+export async function writeChanges(tx: SqlExecutor, changes: readonly Change[]): Promise<void> {
+  for (const c of changes) {
+    if (c.value === undefined) await tx.run("DELETE FROM projection WHERE tbl = ? AND k = ?", [c.table, c.key]);
+    else {
+      await tx.run(
+        "INSERT INTO projection (tbl, k, v) VALUES (?, ?, ?) ON CONFLICT (tbl, k) DO UPDATE SET v = excluded.v",
+        [c.table, c.key, JSON.stringify(c.value)],
+      );
+    }
+  }
+}
+
+/** Parses a stored ledger entry (hostile bytes: strict JSON). */
+export function parseEntry(bytes: Uint8Array): LedgerEntry {
+  return parseJsonStrict(Buffer.from(bytes).toString("utf8")) as LedgerEntry;
+}
