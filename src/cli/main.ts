@@ -9,6 +9,9 @@ import { register as registerId } from "./commands/id.ts";
 import { register as registerLedger } from "./commands/ledger.ts";
 import { register as registerTlog } from "./commands/tlog.ts";
 import { register as registerNote } from "./commands/note.ts";
+import { register as registerUp } from "./commands/up.ts";
+import { register as registerImvu, registerIdVerbs } from "./commands/imvu.ts";
+import { register as registerOperator } from "./commands/operator.ts";
 
 const program = new Command();
 program
@@ -18,12 +21,16 @@ program
   .showHelpAfterError()
   .exitOverride();
 
+registerUp(program);
 registerDev(program);
 registerGates(program);
 registerId(program);
 registerLedger(program);
 registerTlog(program);
 registerNote(program);
+registerIdVerbs(program);
+registerImvu(program);
+registerOperator(program);
 
 try {
   await program.parseAsync(process.argv);
