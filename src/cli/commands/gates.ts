@@ -14,6 +14,16 @@ export function gateTable(): { gate: number; name: string; guards: CommandType[]
   }));
 }
 
+/** The command catalogue as a Markdown table (docs/constitution.md embeds it; a test keeps them equal). */
+export function catalogueMarkdown(): string {
+  const rows = (Object.keys(CATALOGUE) as CommandType[]).map((t) => {
+    const e = CATALOGUE[t];
+    const marks = [e.emergency ? "emergency class" : "", e.redirects ? "redirects traffic" : ""].filter((m) => m !== "").join(", ");
+    return `| \`${t}\` | ${gatesFor(t).join(", ")} | ${e.actors.join(", ")} | ${e.imvu} | ${marks} |`;
+  });
+  return ["| command type | gates | may be authored by | IMVU | notes |", "|---|---|---|---|---|", ...rows].join("\n");
+}
+
 /** Adds `gates` to the program. */
 export function register(program: Command): void {
   program
@@ -21,8 +31,13 @@ export function register(program: Command): void {
     .description("print the 17 gates of the constitution and the command types each guards")
     .option("--json", "print JSON")
     .option("--by-command", "list each command type with its gates instead")
+    .option("--markdown", "print the command catalogue as the Markdown table of docs/constitution.md")
     .action(
-      action((opts: { json?: boolean; byCommand?: boolean }) => {
+      action((opts: { json?: boolean; byCommand?: boolean; markdown?: boolean }) => {
+        if (opts.markdown) {
+          process.stdout.write(`${catalogueMarkdown()}\n`);
+          return;
+        }
         const header = `constitution v${CONSTITUTION_VERSION} sha256:${constitutionHash()}`;
         if (opts.byCommand) {
           const rows = (Object.keys(CATALOGUE) as CommandType[]).map((t) => ({ type: t, gates: gatesFor(t), actors: CATALOGUE[t].actors }));
