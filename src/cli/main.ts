@@ -12,6 +12,7 @@ import { register as registerNote } from "./commands/note.ts";
 import { register as registerUp } from "./commands/up.ts";
 import { register as registerImvu, registerIdVerbs } from "./commands/imvu.ts";
 import { register as registerOperator } from "./commands/operator.ts";
+import { register as registerNet } from "./commands/net.ts";
 
 const program = new Command();
 program
@@ -31,6 +32,7 @@ registerNote(program);
 registerIdVerbs(program);
 registerImvu(program);
 registerOperator(program);
+registerNet(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -164,7 +164,7 @@ describe("nexus CLI against a running stack", () => {
     // The same platform keys serve the copy taken after genesis: a history that forks from the
     // one the creator saw.
     stack = await stackAt(forkHome, port);
-    const shorter = await cli(["id", "register", "--identity", "creator"], creator);
+    const shorter = await cli(["id", "register", "--as", "creator"], creator);
     const r1 = await cli(["imvu", "create", "--name", "elsewhere"], creator);
     assert.equal(r1.code, 1, `${shorter.stderr}\n${r1.stderr}`);
     assert.match(r1.stderr, /CLIENT_INCONSISTENT/);

@@ -17,20 +17,21 @@ import { action, emit } from "../output.ts";
 
 /** Common flags of commands that talk to the API. */
 export interface ApiFlags {
-  readonly identity?: string;
+  /** `--as`: the keyring identity that signs (`--identity` is left to verbs that bind one). */
+  readonly as?: string;
   readonly api?: string;
   readonly json?: boolean;
 }
 
 /** Client options from the common flags. */
 export function clientOpts(f: ApiFlags): ClientOptions {
-  return { identity: f.identity, api: f.api };
+  return { identity: f.as, api: f.api };
 }
 
-/** Adds --identity, --api and --json to a subcommand. */
+/** Adds --as, --api and --json to a subcommand. */
 export function apiFlags(c: Command): Command {
   return c
-    .option("--identity <name|id>", "keyring identity that signs (default: the keyring's default)")
+    .option("--as <name|id>", "keyring identity that signs (default: the keyring's default)")
     .option("--api <url>", "API base URL (default: $NEXUS_API or http://127.0.0.1:8780)")
     .option("--json", "print JSON");
 }
@@ -110,7 +111,7 @@ function envelopeOptions(c: Command): Command {
  */
 export async function ensureRegistered(f: ApiFlags): Promise<string> {
   const dir = keyringDir();
-  if (f.identity === undefined && listIdentities(dir).length === 0) {
+  if (f.as === undefined && listIdentities(dir).length === 0) {
     const created = createIdentity(dir, { name: "creator", makeDefault: true });
     process.stderr.write(`nexus: created identity ${created.id} (creator) in ${dir}\n`);
   }
