@@ -116,12 +116,12 @@ async function request(method: string, url: string, headers: Record<string, stri
 function serverError(status: number, json: unknown): NexusError {
   const e = ErrorBody.safeParse(json);
   if (!e.success) return clientErrors.make("CLIENT_BAD_RESPONSE", `HTTP ${status}`);
-  const exit = status === 400 || status === 413 || status === 422 ? 2 : status === 503 ? 3 : 1;
+  const exit = status === 400 || status === 413 || status === 422 ? 2 : status === 404 || status === 503 ? 3 : 1;
   return new NexusError(e.data.error.code, { message: e.data.error.message, http: status, exit });
 }
 
 /** The platform's verifier key: pinned, remembered, or learned now (trust on first use). */
-async function verifierKeyFor(api: string): Promise<string> {
+export async function trustedVerifierKey(api: string): Promise<string> {
   const pinned = process.env.NEXUS_VERIFIER_KEY;
   if (pinned) return pinned;
   const known = readTrust(api);
@@ -138,7 +138,7 @@ async function verifierKeyFor(api: string): Promise<string> {
  * verified here) and remembers it. Returns the checkpoint's size and root.
  */
 export async function observeCheckpoint(api: string, note: string): Promise<{ size: bigint; root: Uint8Array }> {
-  const vkey = await verifierKeyFor(api);
+  const vkey = await trustedVerifierKey(api);
   let cp;
   try {
     cp = parseCheckpoint(openNote(note, [vkey]).text);

@@ -7,7 +7,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../src/cli/dev/system.ts";
@@ -126,6 +126,38 @@ describe("nexus CLI against a running stack", () => {
     const again = await cli(["revenue", "record", "--imvu", "stage", "--amount", "10.01", "--currency", "EUR", "--source", "checkout", "--event-id", "evt_1"], operator);
     assert.equal(again.code, 1, "a replayed processor event id is denied");
     assert.match(again.stderr, /gate 6:/);
+  });
+
+  test("the owner's statement is verified, saved, re-verified offline, and any alteration is caught", async () => {
+    const day = new Date().toISOString().slice(0, 10);
+    const out = join(tempDir("nexus-stmt-"), "statement.json");
+    const r = await cli(["revenue", "statement", "--imvu", "stage", "--from", day, "--to", day, "--out", out], creator);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /statement verified: 1 entries/);
+    const ok = await cli(["revenue", "verify-statement", out], {});
+    assert.equal(ok.code, 0, ok.stderr + ok.stdout);
+    const saved = JSON.parse(readFileSync(out, "utf8")) as { statement: { entries: { creatorShare?: string; amount: string }[] }; proofs: { inclusionProof: string[]; entry: string }[] };
+    const tamper = async (name: string, change: (s: typeof saved) => void): Promise<void> => {
+      const copy = JSON.parse(JSON.stringify(saved)) as typeof saved;
+      change(copy);
+      const f = join(tempDir("nexus-stmt-"), `${name}.json`);
+      writeFileSync(f, JSON.stringify(copy));
+      const bad = await cli(["revenue", "verify-statement", f], {});
+      assert.equal(bad.code, 1, `${name}: ${bad.stdout}${bad.stderr}`);
+      assert.match(bad.stdout, /STATEMENT INVALID/);
+    };
+    await tamper("amount", (s) => {
+      const e = s.statement.entries[0];
+      if (e) e.amount = "2002";
+    });
+    await tamper("proof", (s) => {
+      const p = s.proofs[0];
+      if (p?.inclusionProof[0]) p.inclusionProof[0] = "0".repeat(64);
+    });
+    await tamper("entry", (s) => {
+      const p = s.proofs[0];
+      if (p) p.entry = Buffer.from(Buffer.from(p.entry, "base64").toString("utf8").replace("\"time\":\"20", "\"time\":\"19")).toString("base64");
+    });
   });
 
   test("a creator cannot record its own revenue: the creator's keyring has no revenue-source key", async () => {

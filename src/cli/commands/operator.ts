@@ -12,8 +12,10 @@ import { loadIdentity } from "../../core/identity/index.ts";
 import { parseAmount } from "../../core/handshake/currency.ts";
 import { signCommand, type CommandDraft } from "../../core/pipeline/sign.ts";
 import { PLATFORM_IDENTITY_NAME, serviceIdentityName, signerOf } from "../../platform/platform.ts";
-import { submitSigned } from "../client.ts";
-import { action } from "../output.ts";
+import { readFileSync, writeFileSync } from "node:fs";
+import { verifyProvenStatement } from "../../core/handshake/proven-statement.ts";
+import { apiBase, apiGet, clientErrors, submitSigned, trustedVerifierKey } from "../client.ts";
+import { action, emit } from "../output.ts";
 import { dataDir } from "./ledger.ts";
 import { apiFlags, printReceipt, type ApiFlags } from "./imvu.ts";
 
@@ -90,6 +92,48 @@ export function register(program: Command): void {
       }),
     );
 
+  apiFlags(revenue.command("statement"))
+    .description("the IMVU's statement for the days --from..--to (UTC, inclusive), verified here before it is printed or saved")
+    .requiredOption("--imvu <name>", "your IMVU")
+    .requiredOption("--from <YYYY-MM-DD>", "first day")
+    .requiredOption("--to <YYYY-MM-DD>", "last day")
+    .option("--out <file>", "write the proven statement (for `revenue verify-statement`)")
+    .action(
+      action(async (f: ApiFlags & { imvu: string; from: string; to: string; out?: string }) => {
+        for (const [flag, v] of [["--from", f.from], ["--to", f.to]] as const) {
+          if (!/^\d{4}-\d{2}-\d{2}$/.test(v)) throw commonErrors.make("INPUT_INVALID", `${flag} ${v}: a day like 2026-12-01`, { field: flag });
+        }
+        const q = `?from=${f.from}&to=${f.to}`;
+        const body = await apiGet<Record<string, unknown>>(`/v1/imvus/${imvuName(f.imvu)}/revenue/statement${q}`, { identity: f.as, api: f.api });
+        const proven: Record<string, unknown> & { verifierKey: string } = { ...body, verifierKey: await trustedVerifierKey(apiBase({ api: f.api })) };
+        const check = verifyProvenStatement(proven, proven.verifierKey);
+        if (!check.ok) throw clientErrorsStatement(check.problems);
+        if (f.out !== undefined) writeFileSync(f.out, `${JSON.stringify(proven, null, 2)}\n`);
+        emit(proven, f.json, () => statementText(proven.statement, check.entries, f.out));
+      }),
+    );
+  revenue
+    .command("verify-statement")
+    .argument("<file>", "a proven statement written by `revenue statement --out`")
+    .description("offline: recompute every figure from the entries and check each entry's proof to the signed checkpoint (exit 0 valid, 1 invalid)")
+    .option("--verifier-key <vkey>", "the platform's checkpoint verifier key (default: the one in the file)")
+    .option("--json", "print JSON")
+    .action(
+      action((file: string, f: { verifierKey?: string; json?: boolean }) => {
+        let input: unknown;
+        try {
+          input = JSON.parse(readFileSync(file, "utf8"));
+        } catch (e) {
+          throw commonErrors.make("INPUT_INVALID", `${file}: ${e instanceof Error ? e.message : String(e)}`, { field: "file" });
+        }
+        const key = f.verifierKey ?? (typeof input === "object" && input !== null ? (input as { verifierKey?: unknown }).verifierKey : undefined);
+        if (typeof key !== "string") throw commonErrors.make("INPUT_INVALID", "no verifier key: pass --verifier-key", { field: "verifier-key" });
+        const check = verifyProvenStatement(input, key);
+        emit(check, f.json, (v) => (v.ok ? `statement valid: ${v.entries} entries recomputed and proven` : `STATEMENT INVALID:\n${v.problems.join("\n")}`));
+        if (!check.ok) process.exitCode = 1;
+      }),
+    );
+
   const admin = program.command("admin").description("platform administrators (signed by the platform identity of $NEXUS_HOME)");
   for (const [verb, type] of [
     ["add", "admin.add"],
@@ -99,4 +143,14 @@ export function register(program: Command): void {
       .description(`${verb} an admin (admins act through the same gates, attributed to their own key)`)
       .action(action(async (id: string, f: ApiFlags) => submitAs(PLATFORM_IDENTITY_NAME, `admin ${verb} ${id}`, { type, body: { identity: id } }, f)));
   }
+}
+
+function clientErrorsStatement(problems: readonly string[]): Error {
+  return clientErrors.make("CLIENT_RECEIPT_INVALID", `the platform's statement does not verify: ${problems.slice(0, 5).join("; ")}`);
+}
+
+/** A short human summary of a statement's totals. */
+function statementText(statement: unknown, entries: number, out: string | undefined): string {
+  const totals = (statement as { totals?: unknown }).totals;
+  return [`statement verified: ${entries} entries`, JSON.stringify(totals ?? statement, null, 2), ...(out === undefined ? [] : [`written to ${out}`])].join("\n");
 }
