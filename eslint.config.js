@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", ".runtime/", ".nexus/", "web/dist/", "test-artifacts/", "bench/out/"] },
+  { ignores: ["node_modules/", ".runtime/", ".nexus/", "web/dist/", "console/dist/", "console/.dist-*/", "test-artifacts/", "bench/out/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -5,3 +5,15 @@ export { buildOpenApi, errorResponses, jsonResponse, jsonSchemaOf, type OpenApiP
 export { decimalIndex, INDEX_MAX, parseInput } from "./params.ts";
 export { ledgerDocs, ledgerRoutes } from "./routes/ledger.ts";
 export { STREAM_CLIENTS_MAX, STREAM_DRAIN_TIMEOUT_MS, STREAM_HEARTBEAT_MS, type StreamOptions } from "./routes/ledger-stream.ts";
+export { apiErrors, type ApiErrorCode } from "./errors.ts";
+export {
+  COMMAND_BURST_PER_IDENTITY,
+  COMMAND_MEDIA_TYPES,
+  COMMANDS_PER_SEC_PER_IDENTITY,
+  commandDocs,
+  commandRoutes,
+  type CommandRoutesOptions,
+  RateLimiter,
+  sharedTokenAuthority,
+} from "./routes/commands.ts";
+export { FEED_PAGE_MAX, imvuDocs, imvuRoutes, type ImvuRoutesOptions, STATEMENT_DAYS_MAX } from "./routes/imvus.ts";

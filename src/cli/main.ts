@@ -12,7 +12,11 @@ import { register as registerNote } from "./commands/note.ts";
 import { register as registerUp } from "./commands/up.ts";
 import { register as registerImvu, registerIdVerbs } from "./commands/imvu.ts";
 import { register as registerOperator } from "./commands/operator.ts";
+import { register as registerCompute } from "./commands/compute.ts";
 import { register as registerNet } from "./commands/net.ts";
+import { register as registerMail } from "./commands/mail.ts";
+import { register as registerDns } from "./commands/dns.ts";
+import { register as registerDomain } from "./commands/domain.ts";
 
 const program = new Command();
 program
@@ -32,7 +36,11 @@ registerNote(program);
 registerIdVerbs(program);
 registerImvu(program);
 registerOperator(program);
+registerCompute(program);
 registerNet(program);
+registerMail(program);
+registerDns(program);
+registerDomain(program);
 
 try {
   await program.parseAsync(process.argv);

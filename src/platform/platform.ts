@@ -15,7 +15,7 @@ import { Ledger } from "../core/ledger/ledger.ts";
 import { noteSignerFromEd25519, verifierKey } from "../core/ledger/note.ts";
 import { Pipeline, type Receipt } from "../core/pipeline/pipeline.ts";
 import { signCommand, type CommandDraft, type CommandSigner } from "../core/pipeline/sign.ts";
-import type { StateReader } from "../core/pipeline/state.ts";
+import type { PlatformDnsRecord, StateReader } from "../core/pipeline/state.ts";
 import { CONSTITUTION_VERSION, constitutionHash } from "../core/policy/constitution.ts";
 import { SERVICE_ROLES } from "../core/policy/schemas.ts";
 import { openStore, type Store } from "../store/index.ts";
@@ -42,6 +42,8 @@ export interface PlatformConfig {
   readonly databaseSchema?: string | undefined;
   /** The base domain recorded at genesis (ignored once genesis exists). */
   readonly baseDomain?: string;
+  /** DNS facts recorded at genesis (name servers, gateway addresses, mail host; ignored once genesis exists). */
+  readonly dns?: PlatformDnsRecord;
   /** The log origin; default LEDGER_ORIGIN_DEFAULT. */
   readonly origin?: string;
   /** The sequencer clock (tests move it). */
@@ -91,7 +93,7 @@ export class Platform {
       const clock = cfg.clock ?? (() => new Date());
       const pipeline = await Pipeline.open({ ledger, db: store, verifiers: identityVerifiers, clock });
       const p = new Platform(home, store, ledger, pipeline, vkey, clock);
-      await p.initialise(cfg.baseDomain ?? BASE_DOMAIN_DEFAULT);
+      await p.initialise(cfg.baseDomain ?? BASE_DOMAIN_DEFAULT, cfg.dns);
       return p;
     } catch (e) {
       await store.close();
@@ -138,12 +140,15 @@ export class Platform {
   }
 
   /** Genesis and service registrations, each once. */
-  private async initialise(baseDomain: string): Promise<void> {
+  private async initialise(baseDomain: string, dns: PlatformDnsRecord | undefined): Promise<void> {
     const platform = this.platformIdentity();
     if (!this.state.get("platform", "genesis")) {
       await this.submitAsPlatform({
         type: "platform.genesis",
-        body: { constitutionVersion: CONSTITUTION_VERSION, constitutionHash: constitutionHash(), baseDomain, inception: platform.kel[0] },
+        body: {
+          constitutionVersion: CONSTITUTION_VERSION, constitutionHash: constitutionHash(), baseDomain, inception: platform.kel[0],
+          ...(dns === undefined ? {} : { dns }),
+        },
       });
     }
     for (const role of SERVICE_ROLES) {

@@ -4,12 +4,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { writeFileSync, mkdirSync } from "node:fs";
 import { startDnsServer, type DnsServer, type DnsServerEvent } from "../../src/services/dns/server.ts";
 import { ZoneStore } from "../../src/services/dns/store.ts";
 import type { ZoneInput } from "../../src/services/dns/zone.ts";
-import { dig, exampleZone, freeDnsPort, startChild, tempDir, waitFor, type DigResult } from "./support.ts";
+import { dig, exampleZone, freeDnsPort, startKnotSecondary, startNsdSecondary, tempDir, waitFor, type DigResult } from "./support.ts";
 
 const KEY = { name: "xfr-key", secret: Buffer.from("secondary-test-secret-0123456789").toString("base64") };
 const TRANSFER_WAIT_MS = 30_000;
@@ -76,84 +74,9 @@ async function scenario(name: string, start: (dir: string, port: number, primary
 }
 
 test("NSD as a TSIG secondary: AXFR after NOTIFY, IXFR after a change, same answers", async () => {
-  await scenario("nsd", async (dir, port, primary) => {
-    mkdirSync(join(dir, "zones"));
-    const conf = join(dir, "nsd.conf");
-    writeFileSync(
-      conf,
-      [
-        "server:",
-        `  ip-address: 127.0.0.1`,
-        `  port: ${port}`,
-        '  username: ""',
-        '  chroot: ""',
-        `  zonesdir: "${dir}/zones"`,
-        '  database: ""',
-        `  zonelistfile: "${dir}/zone.list"`,
-        `  xfrdfile: "${dir}/xfrd.state"`,
-        `  xfrdir: "${dir}"`,
-        `  pidfile: "${dir}/nsd.pid"`,
-        "  server-count: 1",
-        "  verbosity: 2",
-        "  rrl-ratelimit: 0",
-        "  xfrd-reload-timeout: 0",
-        "  minimal-responses: yes",
-        "remote-control:",
-        "  control-enable: no",
-        "key:",
-        `  name: "${KEY.name}"`,
-        "  algorithm: hmac-sha256",
-        `  secret: "${KEY.secret}"`,
-        "zone:",
-        '  name: "example.test."',
-        '  zonefile: "example.test.zone"',
-        `  allow-notify: 127.0.0.1 ${KEY.name}`,
-        `  request-xfr: 127.0.0.1@${primary} ${KEY.name}`,
-        "",
-      ].join("\n"),
-    );
-    return startChild("nsd", ["-d", "-c", conf]);
-  });
+  await scenario("nsd", async (dir, port, primary) => startNsdSecondary(dir, port, primary, ["example.test."], KEY));
 });
 
 test("Knot as a TSIG secondary: AXFR after NOTIFY, IXFR after a change, same answers", async () => {
-  await scenario("knot", async (dir, port, primary) => {
-    const conf = join(dir, "knot.conf");
-    writeFileSync(
-      conf,
-      [
-        "server:",
-        `  rundir: "${dir}"`,
-        `  listen: 127.0.0.1@${port}`,
-        "log:",
-        "  - target: stderr",
-        "    any: info",
-        "database:",
-        `  storage: "${dir}/db"`,
-        "key:",
-        `  - id: ${KEY.name}`,
-        "    algorithm: hmac-sha256",
-        `    secret: ${KEY.secret}`,
-        "remote:",
-        "  - id: primary",
-        `    address: 127.0.0.1@${primary}`,
-        `    key: ${KEY.name}`,
-        "acl:",
-        "  - id: notify-from-primary",
-        "    address: 127.0.0.1",
-        `    key: ${KEY.name}`,
-        "    action: notify",
-        "template:",
-        "  - id: default",
-        `    storage: "${dir}"`,
-        '    file: "%s.zone"',
-        "zone:",
-        "  - domain: example.test.",
-        "    master: primary",
-        "    acl: notify-from-primary",
-        "",
-      ].join("\n"),
-    );
-    return startChild("knotd", ["-c", conf]);
-  });
+  await scenario("knot", async (dir, port, primary) => startKnotSecondary(dir, port, primary, ["example.test."], KEY));
 });

@@ -1,6 +1,6 @@
 /** Helpers of the DNS tests: dig as the oracle, temp dirs, child processes (nsd, knotd) cleaned up. */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { createSocket } from "node:dgram";
 import { tmpdir } from "node:os";
@@ -151,4 +151,92 @@ export function exampleZone(serial = 1, origin = "example.test."): ZoneInput {
       { name: "big", data: { type: "TXT", text: Array.from({ length: 5 }, (_, i) => `${i}`.padEnd(200, "x")) } },
     ],
   };
+}
+
+/** A TSIG key as the secondaries' configurations name it. */
+export interface SecondaryKey {
+  readonly name: string;
+  readonly secret: string;
+}
+
+/** Starts NSD as a TSIG secondary of `zones` (absolute names) pulling from 127.0.0.1:`primary`, listening on `port`. */
+export function startNsdSecondary(dir: string, port: number, primary: number, zones: readonly string[], key: SecondaryKey): ReturnType<typeof startChild> {
+  mkdirSync(join(dir, "zones"), { recursive: true });
+  const conf = join(dir, "nsd.conf");
+  const zoneLines = zones.flatMap((z) => [
+    "zone:",
+    `  name: "${z}"`,
+    `  zonefile: "${z}zone"`,
+    `  allow-notify: 127.0.0.1 ${key.name}`,
+    `  request-xfr: 127.0.0.1@${primary} ${key.name}`,
+  ]);
+  writeFileSync(
+    conf,
+    [
+      "server:",
+      `  ip-address: 127.0.0.1`,
+      `  port: ${port}`,
+      '  username: ""',
+      '  chroot: ""',
+      `  zonesdir: "${dir}/zones"`,
+      '  database: ""',
+      `  zonelistfile: "${dir}/zone.list"`,
+      `  xfrdfile: "${dir}/xfrd.state"`,
+      `  xfrdir: "${dir}"`,
+      `  pidfile: "${dir}/nsd.pid"`,
+      "  server-count: 1",
+      "  verbosity: 2",
+      "  rrl-ratelimit: 0",
+      "  xfrd-reload-timeout: 0",
+      "  minimal-responses: yes",
+      "remote-control:",
+      "  control-enable: no",
+      "key:",
+      `  name: "${key.name}"`,
+      "  algorithm: hmac-sha256",
+      `  secret: "${key.secret}"`,
+      ...zoneLines,
+      "",
+    ].join("\n"),
+  );
+  return startChild("nsd", ["-d", "-c", conf]);
+}
+
+/** Starts Knot as a TSIG secondary of `zones` (absolute names) pulling from 127.0.0.1:`primary`, listening on `port`. */
+export function startKnotSecondary(dir: string, port: number, primary: number, zones: readonly string[], key: SecondaryKey): ReturnType<typeof startChild> {
+  const conf = join(dir, "knot.conf");
+  writeFileSync(
+    conf,
+    [
+      "server:",
+      `  rundir: "${dir}"`,
+      `  listen: 127.0.0.1@${port}`,
+      "log:",
+      "  - target: stderr",
+      "    any: info",
+      "database:",
+      `  storage: "${dir}/db"`,
+      "key:",
+      `  - id: ${key.name}`,
+      "    algorithm: hmac-sha256",
+      `    secret: ${key.secret}`,
+      "remote:",
+      "  - id: primary",
+      `    address: 127.0.0.1@${primary}`,
+      `    key: ${key.name}`,
+      "acl:",
+      "  - id: notify-from-primary",
+      "    address: 127.0.0.1",
+      `    key: ${key.name}`,
+      "    action: notify",
+      "template:",
+      "  - id: default",
+      `    storage: "${dir}"`,
+      '    file: "%s.zone"',
+      "zone:",
+      ...zones.flatMap((z) => [`  - domain: ${z}`, "    master: primary", "    acl: notify-from-primary"]),
+      "",
+    ].join("\n"),
+  );
+  return startChild("knotd", ["-c", conf]);
 }

@@ -4,6 +4,7 @@ import { spawn } from "node:child_process";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensurePackages, startTempPostgres, TEST_PACKAGES } from "../dev/system.ts";
+import { ensureConsoleBuilt } from "../../../console/build.ts";
 import { action } from "../output.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -27,11 +28,26 @@ async function runTests(patterns: string[], opts: { lint: boolean }): Promise<vo
       process.exitCode = 1;
       return;
     }
+    // The console has DOM types the root program lacks: its sources, and the Node test of its libraries.
+    log("type-checking the web console (tsc -p console/tsconfig.json, console/tsconfig.test.json)");
+    for (const project of ["console/tsconfig.json", "console/tsconfig.test.json"]) {
+      if ((await run(node, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", project])) !== 0) {
+        process.exitCode = 1;
+        return;
+      }
+    }
     log("linting (eslint)");
     if ((await run(node, [join(ROOT, "node_modules/eslint/bin/eslint.js"), "--max-warnings=0", "."])) !== 0) {
       process.exitCode = 1;
       return;
     }
+  }
+  // The console tests drive the built console: build it (when missing or stale) before any test runs.
+  const consoleError = ensureConsoleBuilt(log);
+  if (consoleError !== undefined) {
+    log(`the web console did not build: ${consoleError}`);
+    process.exitCode = 1;
+    return;
   }
   const env: NodeJS.ProcessEnv = { ...process.env, NEXUS_REPO_ROOT: ROOT };
   let pg: Awaited<ReturnType<typeof startTempPostgres>>;

@@ -15,6 +15,9 @@ import { LEDGER_MIGRATIONS } from "../../core/ledger/ledger-schema.ts";
 import { verifyLedgerStorage, type VerifyReport } from "../../core/ledger/ledger-verify.ts";
 import { leafHash, verifyConsistency, verifyInclusion } from "../../core/ledger/merkle.ts";
 import { type Checkpoint, noteSignerFromEd25519, openNote, parseCheckpoint, parseVerifierKey, verifierKey } from "../../core/ledger/note.ts";
+import { readProjection } from "../../core/pipeline/pipeline.ts";
+import { diffStates, ledgerEntries, replay } from "../../core/pipeline/replay.ts";
+import { identityVerifiers } from "../../platform/verifiers.ts";
 import { openStore } from "../../store/index.ts";
 import type { Store } from "../../store/types.ts";
 import { RemoteLedger, type RemoteVerifyReport } from "../ledger-remote.ts";
@@ -259,6 +262,39 @@ async function verifyCmd(opts: Common): Promise<void> {
   if (!report.ok) process.exitCode = 1;
 }
 
+interface ReplayOpts {
+  readonly json?: boolean;
+  readonly verify?: boolean;
+}
+
+/**
+ * `ledger replay [--verify]`: rebuilds the projection from the ledger alone into a fresh state,
+ * re-checking every entry (signature, nonce, time window, gates); with --verify, compares its
+ * digest with the stored projection's and names every row that differs. Exit 1 on any mismatch.
+ */
+async function replayCmd(opts: ReplayOpts): Promise<void> {
+  const out = await withLocal(async (ledger, store) => {
+    const report = await replay(ledgerEntries(ledger), identityVerifiers);
+    const base = { size: report.size, digest: report.digest, mismatches: report.mismatches };
+    if (!opts.verify) return { ...base, ok: report.mismatches.length === 0 };
+    const stored = await readProjection(store);
+    const storedDigest = stored.digest();
+    const rows = storedDigest === report.digest ? [] : diffStates(report.state, stored);
+    return { ...base, storedDigest, rows, ok: report.mismatches.length === 0 && storedDigest === report.digest };
+  });
+  emit(out, opts.json, (o) => {
+    const lines = [`replayed ${o.size} entries: state digest ${o.digest}`];
+    for (const m of o.mismatches) lines.push(`MISMATCH at entry ${m.index}: ${m.problem}`);
+    if ("storedDigest" in o) {
+      lines.push(o.storedDigest === o.digest ? "the stored projection has the same digest" : `STORED PROJECTION DIFFERS: digest ${o.storedDigest}`);
+      for (const r of o.rows) lines.push(`  ${r.kind} ${r.table} ${r.key}`);
+    }
+    lines.push(o.ok ? "ok" : "FAILED");
+    return lines.join("\n");
+  });
+  if (!out.ok) process.exitCode = 1;
+}
+
 function common(cmd: Command): Command {
   return cmd
     .option("--json", "print JSON")
@@ -288,4 +324,10 @@ export function register(program: Command): void {
   common(
     ledger.command("verify").description("recompute every leaf and the tree, check every checkpoint; name the first bad entry"),
   ).action(action(verifyCmd));
+  ledger
+    .command("replay")
+    .description("rebuild the projection from the ledger alone (re-checking every entry); --verify compares it with the stored one")
+    .option("--verify", "compare the rebuilt state's digest with the stored projection's and name the rows that differ")
+    .option("--json", "print JSON")
+    .action(action(replayCmd));
 }

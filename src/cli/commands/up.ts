@@ -10,6 +10,7 @@ import { commonErrors } from "../../core/common-errors.ts";
 import { DEFAULT_PORTS, PUBLIC_PORTS, type StackPorts } from "../../platform/service.ts";
 import { startStack } from "../../platform/stack.ts";
 import { ensurePackages } from "../dev/system.ts";
+import { ensureConsoleBuilt } from "../../../console/build.ts";
 import { action } from "../output.ts";
 
 /** Debian packages the running stack uses (compute: podman with runc; see docs/compute.md). */
@@ -47,6 +48,9 @@ async function up(opts: UpOptions): Promise<void> {
     const missing = ensurePackages(UP_PACKAGES, log);
     if (missing.length > 0) log(`not installed: ${missing.join(" ")} (compute runs degraded; as root: apt-get install ${missing.join(" ")})`);
   }
+  // The web console is served from console/dist: build it when missing or older than its sources.
+  const consoleError = ensureConsoleBuilt(log);
+  if (consoleError !== undefined) log(`the web console did not build (the API still runs): ${consoleError}`);
   const home = resolve(opts.home ?? process.env.NEXUS_HOME ?? ".nexus");
   const ports = parsePorts(opts.public ? PUBLIC_PORTS : DEFAULT_PORTS, opts.port ?? []);
   const stack = await startStack({

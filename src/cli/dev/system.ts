@@ -29,6 +29,14 @@ export const TEST_PACKAGES: readonly string[] = [
   "busybox-static",
   // mail (imap): Dovecot serves a copy of a Maildir as the oracle the IMAP server is compared with.
   "dovecot-imapd",
+  // net: nginx is the gateway benchmark's peer, wrk its load; curl is a second HTTP client in the tests.
+  "nginx",
+  "wrk",
+  "curl",
+  // console: the tests drive the built web console in Debian's Chromium (playwright-core, headless).
+  "chromium",
+  // imvu exit: Debian's age (the Go reference implementation) decrypts the bundle's secrets in the tests.
+  "age",
 ];
 
 /** True when the process runs as root (so apt-get and runuser are usable). */
@@ -61,7 +69,7 @@ export function ensurePackages(names: readonly string[], log: (s: string) => voi
     env,
   });
   // Debian starts services it installs; the project runs its own instances on other ports.
-  for (const svc of ["nsd", "knot", "postgresql", "postfix"]) spawnSync("systemctl", ["disable", "--now", svc], { stdio: "ignore" });
+  for (const svc of ["nsd", "knot", "postgresql", "postfix", "nginx"]) spawnSync("systemctl", ["disable", "--now", svc], { stdio: "ignore" });
   return missingPackages(names);
 }
 

@@ -5,7 +5,8 @@
  */
 import { canonicalize, parseJsonStrict, pae, DsseEnvelopeSchema, type DsseEnvelope } from "../crypto/index.ts";
 import { fromBase64, bytesEqual, utf8 } from "../crypto/bytes.ts";
-import { ed25519Verify } from "../crypto/ed25519.ts";
+import { ed25519Verify, publicKeyFromRaw } from "../crypto/ed25519.ts";
+import type { KeyObject } from "node:crypto";
 import { sha256Hex } from "../crypto/hash.ts";
 import type { NexusError } from "../errors.ts";
 import { BODY_SCHEMAS, CommandHeaderSchema, isCommandType, type Command } from "../policy/schemas.ts";
@@ -86,9 +87,10 @@ export function authenticate(state: StateReader, raw: Uint8Array | string, now: 
   if (!key.ok) return key;
   const message = pae(envelope.payloadType, payload);
   const signerKeyIds: string[] = [];
+  const publicKey = keyObjectOf(key.publicKey);
   for (const s of envelope.signatures) {
     const sig = fromBase64(s.sig, true);
-    if (sig && ed25519Verify(key.publicKey, message, sig)) signerKeyIds.push(s.keyid ?? "");
+    if (sig && publicKey && ed25519Verify(publicKey, message, sig)) signerKeyIds.push(s.keyid ?? "");
   }
   if (signerKeyIds.length === 0) return fail(E.make("PIPELINE_BAD_SIGNATURE", `actor ${cmd.actor}`));
   if (state.get("nonce", `${cmd.actor}/${cmd.nonce}`)) return fail(E.make("PIPELINE_NONCE_REUSED", cmd.nonce));
@@ -98,6 +100,33 @@ export function authenticate(state: StateReader, raw: Uint8Array | string, now: 
   }
   const digest = sha256Hex(payload);
   return { ok: true, value: { cmd, envelope, digest, signerKeyIds, ...(key.keyState ? { keyState: key.keyState } : {}) } };
+}
+
+/** Public KeyObjects kept (building one from raw bytes costs as much as a verification). */
+export const KEY_OBJECTS_CACHED_MAX = 4096;
+const keyObjects = new Map<string, KeyObject>();
+
+/** The KeyObject of a raw Ed25519 public key (cached, least recently used dropped), or undefined if malformed. */
+function keyObjectOf(raw: Uint8Array): KeyObject | undefined {
+  const k = Buffer.from(raw).toString("base64");
+  const hit = keyObjects.get(k);
+  if (hit) {
+    keyObjects.delete(k);
+    keyObjects.set(k, hit);
+    return hit;
+  }
+  let obj: KeyObject;
+  try {
+    obj = publicKeyFromRaw(raw);
+  } catch {
+    return undefined;
+  }
+  keyObjects.set(k, obj);
+  if (keyObjects.size > KEY_OBJECTS_CACHED_MAX) {
+    const oldest = keyObjects.keys().next().value;
+    if (oldest !== undefined) keyObjects.delete(oldest);
+  }
+  return obj;
 }
 
 type KeyResult = { ok: true; publicKey: Uint8Array; keyState?: KeyState } | { ok: false; error: NexusError };

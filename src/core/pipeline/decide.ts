@@ -33,9 +33,10 @@ export function decide(state: StateReader, auth: Authenticated, index: bigint, t
   });
   const outcome = verdicts.every((v) => v.pass) ? "applied" : "denied";
   const facts = { index, time, digest: auth.digest, ...(auth.keyState ? { keyState: auth.keyState } : {}) };
+  const hasFeed = cmd.imvu !== undefined && (state.get("imvu", cmd.imvu) !== undefined || (outcome === "applied" && cmd.type === "imvu.create"));
   const changes =
     outcome === "applied"
-      ? [...bookkeeping(cmd, facts, outcome), ...reduce(state, cmd, facts), ...consumeConsent(state, cmd, facts)]
-      : bookkeeping(cmd, facts, outcome);
+      ? [...bookkeeping(cmd, facts, outcome, hasFeed), ...reduce(state, cmd, facts), ...consumeConsent(state, cmd, facts)]
+      : bookkeeping(cmd, facts, outcome, hasFeed);
   return { outcome, verdicts, changes };
 }

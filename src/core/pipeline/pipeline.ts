@@ -6,6 +6,7 @@
  */
 import { canonicalize, parseJsonStrict } from "../crypto/index.ts";
 import { toHex, utf8 } from "../crypto/bytes.ts";
+import { commonErrors } from "../common-errors.ts";
 import { NexusError } from "../errors.ts";
 import type { Verdict } from "../policy/context.ts";
 import type { AppendContext, Ledger } from "../ledger/ledger.ts";
@@ -30,6 +31,23 @@ export interface Receipt {
   readonly treeSize: string;
   readonly checkpoint: string;
   readonly inclusionProof: readonly string[];
+}
+
+/** Cumulative time (nanoseconds) the pipeline spent in each step, and commands sequenced (for benchmarks and metrics). */
+export interface PipelineStats {
+  commands: number;
+  /** Decode, schema, signature, nonce, time window. */
+  authNs: bigint;
+  /** The gates and the reducers (pure). */
+  gatesNs: bigint;
+  /** Serialising the entry and appending it (in the transaction). */
+  appendNs: bigint;
+  /** Writing the projection rows (in the transaction). */
+  projectNs: bigint;
+  /** Building receipts (checkpoint, inclusion proofs) after commit. */
+  receiptNs: bigint;
+  /** Whole batches, from the ledger submit to the last answer (commit and queueing included). */
+  batchNs: bigint;
 }
 
 /** An applied or denied command, as services see it on the bus. */
@@ -74,6 +92,9 @@ export class Pipeline {
   private running = false;
   private readonly opts: PipelineOptions;
   private readonly clock: () => Date;
+  /** The latest entry time (ms): entry times never go backwards, even if the clock does. */
+  private lastTimeMs = 0;
+  private readonly timing: PipelineStats = { commands: 0, authNs: 0n, gatesNs: 0n, appendNs: 0n, projectNs: 0n, receiptNs: 0n, batchNs: 0n };
 
   private constructor(opts: PipelineOptions) {
     this.opts = opts;
@@ -86,8 +107,11 @@ export class Pipeline {
     await opts.db.run(
       "CREATE TABLE IF NOT EXISTS projection (tbl TEXT NOT NULL, k TEXT NOT NULL, v TEXT NOT NULL, PRIMARY KEY (tbl, k))",
     );
-    const rows = await opts.db.all<{ tbl: string; k: string; v: string }>("SELECT tbl, k, v FROM projection");
-    for (const r of rows) p.memory.load(r.tbl, r.k, JSON.parse(r.v));
+    p.memory.loadAll(await readProjection(opts.db));
+    if (opts.ledger.size > 0n) {
+      const last = Date.parse(String(parseEntry(await opts.ledger.entry(opts.ledger.size - 1n)).time));
+      if (Number.isFinite(last)) p.lastTimeMs = last;
+    }
     return p;
   }
 
@@ -99,6 +123,11 @@ export class Pipeline {
   /** Digest of the committed projection (compared by `ledger replay --verify`). */
   stateDigest(): string {
     return this.memory.digest();
+  }
+
+  /** A copy of the cumulative step timings. */
+  stats(): PipelineStats {
+    return { ...this.timing };
   }
 
   /** Follows every recorded command after it commits. Returns an unsubscribe function. */
@@ -127,6 +156,15 @@ export class Pipeline {
   }
 
   private async runBatch(batch: Pending[]): Promise<void> {
+    const t0 = process.hrtime.bigint();
+    try {
+      await this.runBatchTimed(batch);
+    } finally {
+      this.timing.batchNs += process.hrtime.bigint() - t0;
+    }
+  }
+
+  private async runBatchTimed(batch: Pending[]): Promise<void> {
     const overlay = new OverlayState(this.memory);
     let outcomes: Outcome[];
     try {
@@ -136,21 +174,33 @@ export class Pipeline {
         return out;
       });
     } catch (e) {
-      for (const item of batch) item.reject(e instanceof NexusError ? e : E.make("PIPELINE_OVERLOADED", `batch failed: ${String(e)}`));
+      // Nothing of the batch was committed. A NexusError (ledger overloaded, store down) is the
+      // caller's answer; anything else is a broken invariant: INTERNAL, never "retry later".
+      for (const item of batch) item.reject(e instanceof NexusError ? e : commonErrors.make("INTERNAL", `batch failed: ${String(e)}`));
       return;
     }
     this.memory.apply(overlay.changes);
+    const t = process.hrtime.bigint();
     await this.answer(batch, outcomes);
+    this.timing.receiptNs += process.hrtime.bigint() - t;
   }
 
   /** Sequences one command inside the transaction: authenticate, decide, append, project. */
   private async sequence(raw: string, ctx: AppendContext, overlay: OverlayState): Promise<Outcome> {
-    const now = this.clock();
+    // Statements need non-decreasing entry times (core/handshake): a clock stepping back is clamped.
+    // Only a recorded entry moves the floor, so a rejected command from a skewed clock cannot.
+    const now = new Date(Math.max(this.lastTimeMs, this.clock().getTime()));
+    const t0 = process.hrtime.bigint();
     const auth = authenticate(overlay, raw, now, this.opts.verifiers);
+    const t1 = process.hrtime.bigint();
+    this.timing.authNs += t1 - t0;
+    this.timing.commands += 1;
     if (!auth.ok) return { kind: "rejected", error: auth.error };
     const index = ctx.nextIndex;
     const time = now.toISOString();
     const decision = decide(overlay, auth.value, index, time, Buffer.byteLength(canonicalize(auth.value.envelope)));
+    const t2 = process.hrtime.bigint();
+    this.timing.gatesNs += t2 - t1;
     const entry: LedgerEntry = {
       index: index.toString(),
       time,
@@ -160,8 +210,12 @@ export class Pipeline {
     };
     const appended = await ctx.append(utf8(canonicalize(entry)));
     if (appended.index !== index) throw new Error(`invariant: ledger assigned ${appended.index}, expected ${index}`);
+    this.lastTimeMs = now.getTime();
+    const t3 = process.hrtime.bigint();
+    this.timing.appendNs += t3 - t2;
     await writeChanges(ctx.tx, decision.changes);
     overlay.write(decision.changes);
+    this.timing.projectNs += process.hrtime.bigint() - t3;
     return { kind: "recorded", index, leafHash: appended.leafHash, entry, digest: auth.value.digest, changes: [...decision.changes] };
   }
 
@@ -176,7 +230,14 @@ export class Pipeline {
         item.reject(o.error);
         continue;
       }
-      for (const l of this.listeners) l({ index: o.index, entry: o.entry, changes: o.changes });
+      for (const l of this.listeners) {
+        // A failing subscriber must not leave the other callers of the batch without an answer.
+        try {
+          l({ index: o.index, entry: o.entry, changes: o.changes });
+        } catch (e) {
+          process.emitWarning(`a pipeline subscriber failed on entry ${o.index}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
       if (!cp) continue;
       try {
         const proof = await this.opts.ledger.inclusionProof(o.index, cp.checkpoint.size);
@@ -197,8 +258,12 @@ export class Pipeline {
   }
 }
 
-/** Writes projection changes into the transaction (portable SQL for SQLite and PostgreSQL). */
-export async function writeChanges(tx: SqlExecutor, changes: readonly Change[]): Promise<void> {
+/**
+ * Writes projection changes into the ledger's transaction (portable SQL for SQLite and
+ * PostgreSQL). Deliberately not exported: the only caller is `sequence`, inside the transaction
+ * that appends the entry, so nothing else can write the projection (test/pipeline/structure).
+ */
+async function writeChanges(tx: SqlExecutor, changes: readonly Change[]): Promise<void> {
   for (const c of changes) {
     if (c.value === undefined) await tx.run("DELETE FROM projection WHERE tbl = ? AND k = ?", [c.table, c.key]);
     else {
@@ -208,6 +273,14 @@ export async function writeChanges(tx: SqlExecutor, changes: readonly Change[]):
       );
     }
   }
+}
+
+/** The stored projection rows, as the pipeline last committed them (read-only; `ledger replay --verify` compares them). */
+export async function readProjection(db: SqlExecutor): Promise<MemoryState> {
+  const state = new MemoryState();
+  const rows = await db.all<{ tbl: string; k: string; v: string }>("SELECT tbl, k, v FROM projection");
+  for (const r of rows) state.load(r.tbl, r.k, JSON.parse(r.v));
+  return state;
 }
 
 /** Parses a stored ledger entry (hostile bytes: strict JSON). */

@@ -7,6 +7,10 @@ import { CATALOGUE } from "../policy/constitution.ts";
 import { envelopeToWire } from "../policy/envelope.ts";
 import type { Command } from "../policy/schemas.ts";
 import type { KeyState } from "./identity-events.ts";
+import { reduceCompute } from "./compute-reducer.ts";
+import { reduceDns, reduceImvuDns } from "./dns-reducer.ts";
+import { reduceNet } from "./net-reducer.ts";
+import { reduceMail } from "./mail-reducer.ts";
 import { reduceRevenue } from "./revenue.ts";
 import { del, put, type Change, type ImvuRecord, type StateReader } from "./state.ts";
 
@@ -20,9 +24,11 @@ export interface EntryFacts {
 }
 
 /** Changes recorded for every authenticated command, applied or denied. */
-export function bookkeeping(cmd: Command, facts: EntryFacts, outcome: "applied" | "denied"): Change[] {
+export function bookkeeping(cmd: Command, facts: EntryFacts, outcome: "applied" | "denied", imvuExists = true): Change[] {
   const out: Change[] = [put("nonce", `${cmd.actor}/${cmd.nonce}`, { index: facts.index.toString() })];
-  if (cmd.imvu !== undefined) {
+  // Only an existing IMVU (or the one this command creates) has a feed: a command naming a free
+  // name must not leave rows that its future owner would inherit.
+  if (cmd.imvu !== undefined && imvuExists) {
     out.push(
       put("feed", `${cmd.imvu}/${facts.index.toString().padStart(20, "0")}`, {
         index: facts.index.toString(),
@@ -48,6 +54,7 @@ export function reduce(state: StateReader, cmd: Command, facts: EntryFacts): Cha
           constitutionVersion: cmd.body.constitutionVersion,
           constitutionHash: cmd.body.constitutionHash,
           genesisIndex: index,
+          ...(cmd.body.dns === undefined ? {} : { dns: cmd.body.dns }),
         }),
         identityPut(cmd.actor, "platform", [], facts),
       ];
@@ -87,6 +94,7 @@ export function reduce(state: StateReader, cmd: Command, facts: EntryFacts): Cha
           status: "active",
           createdIndex: index,
         }),
+        ...reduceImvuDns(state, cmd, facts),
       ];
     case "imvu.envelope.change":
       return [updateImvu(state, cmd.imvu, (r) => ({ ...r, envelope: envelopeToWire(cmd.body.envelope) }))];
@@ -102,7 +110,8 @@ export function reduce(state: StateReader, cmd: Command, facts: EntryFacts): Cha
         }),
       ];
     case "imvu.exit.request":
-      return [updateImvu(state, cmd.imvu, (r) => ({ ...r, exit: { requestedIndex: index } }))];
+      // Idempotent: a repeated request keeps the first request (and a departure) on record.
+      return [updateImvu(state, cmd.imvu, (r) => ({ ...r, exit: r.exit ?? { requestedIndex: index } }))];
     case "imvu.depart":
       return [
         updateImvu(state, cmd.imvu, (r) => ({ ...r, exit: { requestedIndex: r.exit?.requestedIndex ?? index, departedIndex: index } })),
@@ -138,6 +147,31 @@ export function reduce(state: StateReader, cmd: Command, facts: EntryFacts): Cha
           index,
         }),
       ];
+    case "net.route.add":
+    case "net.route.delete":
+    case "net.grant.add":
+    case "net.grant.revoke":
+      return reduceNet(state, cmd, facts);
+    case "dns.rrset.set":
+    case "dns.rrset.delete":
+    case "domain.claim":
+    case "domain.verify":
+      return reduceDns(state, cmd, facts);
+    case "compute.workload.deploy":
+    case "compute.workload.stop":
+    case "compute.workload.remove":
+    case "compute.snapshot.create":
+    case "compute.snapshot.restore":
+    case "compute.snapshot.delete":
+    case "compute.snapshot.record":
+    case "compute.event":
+      return reduceCompute(state, cmd, facts);
+    case "mail.mailbox.add":
+    case "mail.mailbox.passwd":
+    case "mail.mailbox.delete":
+    case "mail.snapshot.record":
+    case "mail.dkim.publish":
+      return reduceMail(state, cmd, facts);
     default: {
       const never: never = cmd;
       throw new Error(`no reducer for ${(never as Command).type}`);

@@ -5,6 +5,7 @@
  * deny is caught here.
  */
 import { canonicalize } from "../crypto/index.ts";
+import { ENTRIES_PAGE_MAX, type Ledger } from "../ledger/ledger.ts";
 import { authenticate, type KeyEventVerifiers } from "./authenticate.ts";
 import { decide } from "./decide.ts";
 import { parseEntry } from "./pipeline.ts";
@@ -52,4 +53,51 @@ export async function replay(entries: AsyncIterable<Uint8Array>, verifiers: KeyE
     state.apply(d.changes);
   }
   return { size: n, digest: state.digest(), mismatches, state };
+}
+
+/** The ledger's entries [0, size) in index order, a page at a time (the input `replay` takes). */
+export async function* ledgerEntries(ledger: Pick<Ledger, "size" | "entries">, size: bigint = ledger.size): AsyncGenerator<Uint8Array> {
+  for (let from = 0n; from < size; ) {
+    const rows = await ledger.entries(from, ENTRIES_PAGE_MAX);
+    if (rows.length === 0) throw new Error(`invariant: the ledger returned no entry at ${from} below its size ${size}`);
+    for (const r of rows) {
+      if (r.index >= size) return;
+      yield r.bytes;
+    }
+    from += BigInt(rows.length);
+  }
+}
+
+/** One projection row that differs between two states. */
+export interface RowDifference {
+  readonly table: string;
+  readonly key: string;
+  /** "missing" (only in the replayed state), "extra" (only in the stored one) or "differs". */
+  readonly kind: "missing" | "extra" | "differs";
+}
+
+/** Most row differences `diffStates` lists. */
+export const ROW_DIFFERENCES_MAX = 100;
+
+/** The rows where `stored` differs from `replayed` (at most `max`), in (table, key) order. */
+export function diffStates(replayed: MemoryState, stored: MemoryState, max = ROW_DIFFERENCES_MAX): RowDifference[] {
+  const index = (s: MemoryState): Map<string, string> => {
+    const m = new Map<string, string>();
+    for (const [t, k, v] of s.rows()) m.set(`${t}\t${k}`, JSON.stringify(v));
+    return m;
+  };
+  const a = index(replayed);
+  const b = index(stored);
+  const out: RowDifference[] = [];
+  const push = (id: string, kind: RowDifference["kind"]): void => {
+    const [table = "", key = ""] = id.split("\t");
+    if (out.length < max) out.push({ table, key, kind });
+  };
+  for (const [id, v] of a) {
+    const w = b.get(id);
+    if (w === undefined) push(id, "missing");
+    else if (w !== v) push(id, "differs");
+  }
+  for (const id of b.keys()) if (!a.has(id)) push(id, "extra");
+  return out.sort((x, y) => (x.table + "\t" + x.key < y.table + "\t" + y.key ? -1 : 1));
 }

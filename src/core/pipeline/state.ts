@@ -5,6 +5,10 @@
  */
 import { createHash } from "node:crypto";
 import type { EnvelopeWire } from "../policy/envelope.ts";
+import type { ComputeEventRecord, ComputeOpRecord, ComputeSnapshotRecord, ComputeWorkloadRecord } from "./compute-state.ts";
+import type { NetGrantRecord, NetRouteRecord } from "./net-state.ts";
+import type { MailboxRecord, MailDomainRecord, MailSnapshotRecord } from "./mail-state.ts";
+import type { RData } from "../dns/rdata.ts";
 
 /** The platform's genesis facts. */
 export interface PlatformRecord {
@@ -13,6 +17,16 @@ export interface PlatformRecord {
   readonly constitutionVersion: number;
   readonly constitutionHash: string;
   readonly genesisIndex: string;
+  /** DNS facts of genesis (absent: the defaults of core/policy/dns-zones.ts). */
+  readonly dns?: PlatformDnsRecord;
+}
+
+/** The platform's DNS facts as genesis recorded them (each optional). */
+export interface PlatformDnsRecord {
+  readonly nameservers?: readonly string[] | undefined;
+  readonly gatewayIpv4?: string | undefined;
+  readonly gatewayIpv6?: string | undefined;
+  readonly mailHost?: string | undefined;
 }
 
 /** A registered identity and its current key state. */
@@ -120,6 +134,45 @@ export interface ThrottleRecord {
   readonly index: string;
 }
 
+/** A domain bound to one IMVU (gate 3): its base label, or a custom domain it proved. Key: the domain. */
+export interface DomainRecord {
+  readonly domain: string;
+  readonly imvu: string;
+  readonly kind: "base" | "custom";
+  readonly boundIndex: string;
+}
+
+/** A pending custom-domain claim and its challenge token. Key: `<domain> <imvu>`. */
+export interface DomainClaimRecord {
+  readonly domain: string;
+  readonly imvu: string;
+  readonly token: string;
+  readonly claimedIndex: string;
+  /** The sequencer time of the claim (the DNS service stops polling old claims). */
+  readonly claimedAt: string;
+}
+
+/** A zone served for an IMVU. Key: its canonical origin ("stage.nexus.test."). */
+export interface DnsZoneRecord {
+  readonly origin: string;
+  readonly imvu: string;
+  readonly kind: "base" | "custom";
+  readonly createdIndex: string;
+  /** Ledger index of the last change: the SOA serial derives from it. */
+  readonly changedIndex: string;
+}
+
+/** One RRset of an IMVU zone. Key: `<origin> <owner> <type>` (canonical names; spaces never occur unescaped). */
+export interface DnsRRsetRecord {
+  readonly zone: string;
+  readonly imvu: string;
+  readonly name: string;
+  readonly type: string;
+  readonly ttl: number;
+  readonly values: readonly RData[];
+  readonly index: string;
+}
+
 /** The tables of the projection and the record type of each. Services add theirs here. */
 export interface Tables {
   platform: PlatformRecord;
@@ -134,6 +187,19 @@ export interface Tables {
   "revenue-event": RevenueEventRecord;
   usage: UsageRecord;
   throttle: ThrottleRecord;
+  domain: DomainRecord;
+  "domain-claim": DomainClaimRecord;
+  "dns-zone": DnsZoneRecord;
+  "dns-rrset": DnsRRsetRecord;
+  "compute-workload": ComputeWorkloadRecord;
+  "net-route": NetRouteRecord;
+  "net-grant": NetGrantRecord;
+  "compute-snapshot": ComputeSnapshotRecord;
+  "compute-op": ComputeOpRecord;
+  "compute-event": ComputeEventRecord;
+  "mail-mailbox": MailboxRecord;
+  "mail-domain": MailDomainRecord;
+  "mail-snapshot": MailSnapshotRecord;
 }
 
 /** A table name. */
@@ -196,6 +262,20 @@ export class MemoryState implements StateReader {
     let rows = this.base.get(table);
     if (!rows) this.base.set(table, (rows = new Map()));
     rows.set(key, value);
+  }
+
+  /** Loads every row of another state (at start-up). */
+  loadAll(other: MemoryState): void {
+    for (const [table, key, value] of other.rows()) this.load(table, key, value);
+  }
+
+  /** Every row as [table, key, value], in (table, key) order. */
+  *rows(): Generator<[string, string, unknown]> {
+    for (const table of [...this.base.keys()].sort()) {
+      const rows = this.base.get(table);
+      if (!rows) continue;
+      for (const key of [...rows.keys()].sort()) yield [table, key, rows.get(key)];
+    }
   }
 
   /** SHA-256 over every row in (table, key) order: equal states have equal digests. */

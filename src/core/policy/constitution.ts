@@ -95,8 +95,36 @@ export const CATALOGUE: Readonly<Record<CommandType, CatalogueEntry>> = {
   "revenue.record": { gates: [2, 6], actors: ["service:revenue-source"], imvu: "required" },
   "revenue.refund": { gates: [2, 6], actors: ["service:revenue-source"], imvu: "required" },
   "revenue.payout": { gates: [2, 6], actors: ["service:revenue-source"], imvu: "required" },
-  "usage.report": { gates: [2, 16], actors: SERVICES_REPORTING, imvu: "required" },
+  "usage.report": { gates: [2, 7, 16], actors: SERVICES_REPORTING, imvu: "required" },
   "throttle.report": { gates: [2, 15], actors: SERVICES_REPORTING, imvu: "required" },
+  // Network (docs/net.md): routes through the edge gateway move traffic (gate 14); grants open private routes.
+  "net.route.add": { gates: [2, 7, 8, 9, 10, 13, 14, 16], actors: ["owner", "delegate", "admin"], imvu: "required", redirects: true },
+  "net.route.delete": { gates: [2, 10, 14, 16], actors: ["owner", "delegate", "admin"], imvu: "required", redirects: true },
+  "net.grant.add": { gates: [2, 10, 13, 16], actors: ["owner", "delegate", "admin"], imvu: "required" },
+  "net.grant.revoke": { gates: [2, 10, 16], actors: ["owner", "delegate", "admin"], imvu: "required" },
+  // Compute (docs/compute.md): the owner's commands are gated and recorded; the compute service
+  // acts on them and reports back with its own signed commands (snapshot digests, runtime events).
+  "compute.workload.deploy": { gates: [2, 7, 9, 10, 13, 16], actors: ["owner", "delegate", "admin"], imvu: "required" },
+  "compute.workload.stop": { gates: [2, 10, 16], actors: ["owner", "delegate", "admin"], imvu: "required" },
+  "compute.workload.remove": { gates: [2, 10, 12, 16], actors: ["owner", "delegate", "admin"], imvu: "required" },
+  "compute.snapshot.create": { gates: [2, 10, 12, 13], actors: ["owner", "delegate", "admin"], imvu: "required" },
+  "compute.snapshot.restore": { gates: [2, 9, 10, 12], actors: ["owner", "delegate", "admin"], imvu: "required" },
+  "compute.snapshot.delete": { gates: [2, 10, 12], actors: ["owner"], imvu: "required" },
+  "compute.snapshot.record": { gates: [2, 9, 12, 13], actors: ["service:compute"], imvu: "required" },
+  "compute.event": { gates: [2, 16], actors: ["service:compute"], imvu: "required" },
+  // DNS (docs/dns.md "Commands"): records change traffic, so a non-owner needs consent (10) and it is a redirect (14).
+  "dns.rrset.set": { gates: [2, 4, 7, 10, 13, 14, 16], actors: ["owner", "delegate", "admin"], imvu: "required", redirects: true },
+  "dns.rrset.delete": { gates: [2, 4, 10, 14, 16], actors: ["owner", "delegate", "admin"], imvu: "required", redirects: true },
+  "domain.claim": { gates: [2, 3, 10, 13, 16], actors: ["owner", "delegate"], imvu: "required" },
+  "domain.verify": { gates: [2, 3, 13, 16], actors: ["service:dns"], imvu: "required" },
+  // Mail (docs/mail-ledger.md): a mailbox decides where an address's mail goes and who reads it, so
+  // adding one, changing its password or deleting it is a redirect (14) a non-owner needs consent for
+  // (10); the mail service publishes DKIM keys and records the pre-delete snapshot (12).
+  "mail.mailbox.add": { gates: [2, 5, 7, 10, 13, 14, 16], actors: ["owner", "delegate", "admin"], imvu: "required", redirects: true },
+  "mail.mailbox.passwd": { gates: [2, 5, 10, 14, 16], actors: ["owner", "delegate", "admin"], imvu: "required", redirects: true },
+  "mail.mailbox.delete": { gates: [2, 5, 10, 12, 14, 16], actors: ["owner", "delegate", "admin"], imvu: "required", redirects: true },
+  "mail.snapshot.record": { gates: [2, 12, 13, 16], actors: ["service:mail"], imvu: "required" },
+  "mail.dkim.publish": { gates: [2, 4, 5, 7, 13, 16], actors: ["service:mail"], imvu: "required" },
 };
 
 /** Every gate that applies to a command type: its declared gates plus the universal ones, sorted. */

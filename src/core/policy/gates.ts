@@ -7,7 +7,18 @@
 import { CATALOGUE, gatesFor, type GateNumber } from "./constitution.ts";
 import { deny, ok, type Gate, type GateContext, type Verdict } from "./context.ts";
 import { EnvelopeSchema, raisedLimits, type Envelope } from "./envelope.ts";
+import {
+  computeBelowUse, computeCreatedKinds, computeIsolation, computeJurisdiction, computeLeakage, computeQuota, computeSnapshots,
+} from "./compute-gates.ts";
+import {
+  dnsDomainOwnership, dnsIsolation, dnsNoLeakage, dnsRecordAuthority, dnsRecordQuota, imvuDomainFree, isDnsCommand,
+} from "./dns-gates.ts";
+import { imvuRecordCount } from "./dns-zones.ts";
 import { JURISDICTIONS } from "./jurisdiction.ts";
+import { netGovernance, netIsolation, netQuota } from "./net-gates.ts";
+import {
+  mailAttributionCheck, mailBelowUse, mailCreatedKinds, mailDnsAuthority, mailIsolation, mailLeakage, mailQuota, mailSnapshots,
+} from "./mail-gates.ts";
 import type { Command } from "./schemas.ts";
 
 /** Largest ledger entry the audit log accepts (gate 11). */
@@ -43,6 +54,10 @@ const identityBinding: Gate = (ctx) => {
   if (allowed.length === 0) {
     return deny(`${ctx.cmd.type} may be authored by ${entry.actors.join(", ")}; ${ctx.cmd.actor} is none of these`);
   }
+  // A service reports only for the role it holds (compute reports compute usage, never another's).
+  if (ctx.cmd.type === "usage.report" && !ctx.actorClasses.has(`service:${ctx.cmd.body.service}`)) {
+    return deny(`${ctx.cmd.actor} does not hold the ${ctx.cmd.body.service} role it reports usage for`);
+  }
   return ok(`authored by ${ctx.cmd.actor} as ${allowed.join(", ")}`);
 };
 
@@ -53,6 +68,13 @@ function selfRegistering(cmd: Command): boolean {
 /** Gate 2: every resource named belongs to the command's IMVU. */
 const imvuIsolation: Gate = (ctx) => {
   const { cmd, state } = ctx;
+  const net = netIsolation(ctx);
+  if (net) return net;
+  const mail = mailIsolation(ctx);
+  if (mail) return mail;
+  const compute = computeIsolation(ctx);
+  if (compute) return compute;
+  if (isDnsCommand(cmd)) return dnsIsolation(ctx);
   switch (cmd.type) {
     case "revenue.refund": {
       const orig = state.get("revenue-event", cmd.body.refOf);
@@ -73,19 +95,20 @@ const imvuIsolation: Gate = (ctx) => {
 const domainOwnership: Gate = (ctx) => {
   const { cmd, state } = ctx;
   if (cmd.type === "imvu.create") {
+    // The label bound is the one the command is about: an entry naming one IMVU and creating another would misfile it.
+    if (cmd.imvu !== cmd.body.name) return deny(`the command names IMVU ${String(cmd.imvu)} but creates ${cmd.body.name}`);
     if (state.get("imvu", cmd.body.name)) return deny(`the name ${cmd.body.name} is taken; choose another`);
-    const platform = state.get("platform", "genesis");
-    if (!platform) return deny("the platform has no genesis yet");
-    return ok(`${cmd.body.name}.${platform.baseDomain} is free and will be bound to this IMVU`);
+    return imvuDomainFree(state, cmd.body.name);
   }
+  if (isDnsCommand(cmd)) return dnsDomainOwnership(ctx);
   return ok("the command binds no domain");
 };
 
 /** Gate 4: DNS changes only inside the IMVU's own zones (DNS command types are checked by the DNS part). */
-const dnsAuthority: Gate = () => ok("the command changes no DNS record");
+const dnsAuthority: Gate = (ctx) => mailDnsAuthority(ctx) ?? dnsRecordAuthority(ctx);
 
 /** Gate 5: mail is attributed to mailboxes of the IMVU (mail command types are checked by the mail part). */
-const mailAttribution: Gate = () => ok("the command concerns no mailbox");
+const mailAttribution: Gate = (ctx) => mailAttributionCheck(ctx) ?? ok("the command concerns no mailbox");
 
 /** Gate 6: revenue enters only from revenue sources, idempotently, never paying out beyond the balance. */
 const revenueMetering: Gate = (ctx) => {
@@ -119,6 +142,19 @@ const revenueMetering: Gate = (ctx) => {
 /** Gate 7: no command takes an IMVU beyond its envelope; raising needs the owner, lowering below use is denied. */
 const resourceQuotas: Gate = (ctx) => {
   const { cmd } = ctx;
+  const net = netQuota(ctx);
+  if (net) return net;
+  const mail = mailQuota(ctx, () => {
+    const r = imvuOf(ctx);
+    return r ? EnvelopeSchema.parse(r.envelope) : undefined;
+  });
+  if (mail) return mail;
+  const compute = computeQuota(ctx, () => {
+    const r = imvuOf(ctx);
+    return r ? EnvelopeSchema.parse(r.envelope) : undefined;
+  });
+  if (compute) return compute;
+  if (cmd.type === "dns.rrset.set") return dnsRecordQuota(ctx);
   if (cmd.type === "imvu.create") {
     const over = raisedLimits(ENVELOPE_CEILING, cmd.body.envelope);
     if (over.length > 0) return deny(`envelope above the platform ceiling in ${over.join(", ")}`);
@@ -146,17 +182,22 @@ function belowUse(ctx: GateContext, next: Envelope): string[] {
   const name = ctx.cmd.imvu ?? "";
   const out: string[] = [];
   for (const u of ctx.state.list("usage", `${name}/`)) {
+    if (u[1].service === "compute") continue; // compute: its latest interval and declared claims, below
     const m = u[1].metrics;
     const peak = m["memPeakBytes"];
     if (peak !== undefined && BigInt(peak) > next.memoryBytes) out.push(`memory in use ${peak} > ${next.memoryBytes}`);
     const disk = m["diskBytes"];
     if (disk !== undefined && BigInt(disk) > next.diskBytes) out.push(`disk in use ${disk} > ${next.diskBytes}`);
   }
+  out.push(...computeBelowUse(ctx.state, name, next));
+  out.push(...mailBelowUse(ctx.state, name, next));
+  const records = imvuRecordCount(ctx.state, name);
+  if (records > next.dnsRecords) out.push(`DNS records in use ${records} > ${next.dnsRecords}`);
   return [...new Set(out)];
 }
 
 /** Gate 8: routes are public (host in an owned zone), private (granted identities) or restricted (checked by the network part). */
-const networkGovernance: Gate = () => ok("the command changes no route");
+const networkGovernance: Gate = (ctx) => netGovernance(ctx) ?? ok("the command changes no route");
 
 /** Gate 9: every IMVU carries a valid jurisdiction tag, inherited by its resources. */
 const jurisdictionTagging: Gate = (ctx) => {
@@ -165,6 +206,8 @@ const jurisdictionTagging: Gate = (ctx) => {
     return ok(`tagged ${ctx.cmd.body.jurisdiction}`);
   }
   const imvu = imvuOf(ctx);
+  const compute = imvu ? computeJurisdiction(ctx, imvu.jurisdiction) : undefined;
+  if (compute) return compute;
   return ok(imvu ? `inherits ${imvu.jurisdiction}` : "no IMVU to tag");
 };
 
@@ -198,7 +241,7 @@ const auditLogging: Gate = (ctx) =>
     : deny(`the entry is ${ctx.entryBytes} bytes, above the ${ENTRY_BYTES_MAX}-byte limit`);
 
 /** Gate 12: destructive commands take a snapshot first (checked by the compute and mail parts). */
-const immutableSnapshots: Gate = () => ok("the command destroys no data");
+const immutableSnapshots: Gate = (ctx) => computeSnapshots(ctx) ?? mailSnapshots(ctx) ?? ok("the command destroys no data");
 
 /** Gate 13: exit is always accepted; nothing is created that cannot be exported. */
 const exitPortability: Gate = (ctx) => {
@@ -219,11 +262,21 @@ const exitPortability: Gate = (ctx) => {
 function createdKinds(cmd: Command): string[] {
   switch (cmd.type) {
     case "imvu.create":
-      return ["imvu", "envelope"];
+      return ["imvu", "envelope", "domain", "zone", "rrset"];
+    case "dns.rrset.set":
+      return ["rrset"];
+    case "domain.claim":
+      return ["domain"];
+    case "domain.verify":
+      return ["domain", "zone", "rrset"];
     case "delegation.grant":
       return ["delegation"];
+    case "net.route.add":
+      return ["route", "slice"];
+    case "net.grant.add":
+      return ["grant"];
     default:
-      return [];
+      return computeCreatedKinds(cmd.type) ?? mailCreatedKinds(cmd.type) ?? [];
   }
 }
 
@@ -252,6 +305,11 @@ const noSilentThrottling: Gate = (ctx) => {
 /** Gate 16: nothing crosses IMVUs: delegations stay scoped to IMVU commands, reports to existing units. */
 const noCrossImvuLeakage: Gate = (ctx) => {
   const { cmd } = ctx;
+  const compute = computeLeakage(ctx);
+  if (compute) return compute;
+  const mail = mailLeakage(ctx);
+  if (mail) return mail;
+  if (isDnsCommand(cmd)) return dnsNoLeakage(ctx);
   if (cmd.type === "delegation.grant") {
     const bad = cmd.body.scope.filter((t) => !(t in CATALOGUE) || CATALOGUE[t as keyof typeof CATALOGUE].imvu !== "required");
     if (bad.length > 0) return deny(`scope names types that are not IMVU commands: ${bad.join(", ")}`);

@@ -4,7 +4,12 @@
  * TypeScript types are derived from these schemas; nothing is declared twice.
  */
 import { z } from "zod";
+import { COMPUTE_BODY_SCHEMAS } from "./compute-schemas.ts";
+import { NET_BODY_SCHEMAS } from "./net-schemas.ts";
+import { MAIL_BODY_SCHEMAS } from "./mail-schemas.ts";
 import { EnvelopeSchema } from "./envelope.ts";
+import { parseIPv4, parseIPv6, RDataSchema } from "../dns/rdata.ts";
+import { RRSET_RECORDS_MAX } from "../dns/zone.ts";
 
 /** Bounds on command fields (named so docs and tests can cite them). */
 export const LIMITS = {
@@ -56,6 +61,26 @@ export const SPLIT_CLASSES = ["imvu", "mini-platform"] as const;
 
 const empty = z.object({}).strict();
 
+/** A lower-case host name of two or more labels (domains, name servers, mail hosts). */
+export const DomainName = z
+  .string()
+  .min(3)
+  .max(253)
+  .regex(/^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, "a lower-case domain name like example.org");
+/** Record types of `dns.rrset.*` (SOA is accepted by the schema so gate 4 denies it on the record). */
+export const DNS_RRSET_TYPES = ["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "NS", "PTR", "SOA"] as const;
+/** An owner name of `dns.rrset.*` (absolute, with or without the final dot); gate 4 checks it. */
+const DnsOwnerName = z.string().min(1).max(1024);
+/** Optional DNS facts of genesis; absent fields take the defaults of core/policy/dns-zones.ts. */
+const GenesisDns = z
+  .object({
+    nameservers: z.array(DomainName).min(1).max(8).optional(),
+    gatewayIpv4: z.string().max(15).refine((s) => parseIPv4(s) !== undefined, "a dotted-quad IPv4 address").optional(),
+    gatewayIpv6: z.string().max(45).refine((s) => parseIPv6(s) !== undefined, "an IPv6 address").optional(),
+    mailHost: DomainName.optional(),
+  })
+  .strict();
+
 /** The body schema of each command type of constitution v1. */
 export const BODY_SCHEMAS = {
   "platform.genesis": z
@@ -64,6 +89,7 @@ export const BODY_SCHEMAS = {
       constitutionHash: Digest,
       baseDomain: z.string().min(3).max(200).regex(/^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]$/),
       inception: KeyEventWire,
+      dns: GenesisDns.optional(),
     })
     .strict(),
   "admin.add": z.object({ identity: IdentityId }).strict(),
@@ -122,6 +148,21 @@ export const BODY_SCHEMAS = {
       count: z.number().int().min(1).max(1e12),
     })
     .strict(),
+  "dns.rrset.set": z
+    .object({
+      name: DnsOwnerName,
+      type: z.enum(DNS_RRSET_TYPES),
+      // Bounds are gate 4's (recorded as a denial), not the schema's.
+      ttl: z.number().int().min(0).max(4_294_967_295).optional(),
+      values: z.array(RDataSchema).min(1).max(RRSET_RECORDS_MAX),
+    })
+    .strict(),
+  "dns.rrset.delete": z.object({ name: DnsOwnerName, type: z.enum(DNS_RRSET_TYPES) }).strict(),
+  "domain.claim": z.object({ domain: DomainName }).strict(),
+  "domain.verify": z.object({ domain: DomainName, observed: z.array(z.string().max(255)).max(32) }).strict(),
+  ...COMPUTE_BODY_SCHEMAS,
+  ...NET_BODY_SCHEMAS,
+  ...MAIL_BODY_SCHEMAS,
 } as const;
 
 /** Every command type of constitution v1. */

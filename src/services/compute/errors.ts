@@ -44,6 +44,14 @@ export const computeErrors = defineErrors({
     exit: 1,
   },
   COMPUTE_SNAPSHOT_TOO_LARGE: { message: "The snapshot is larger than the declared limit", http: 413, exit: 1 },
+  COMPUTE_SOURCE_MISSING: {
+    message: "The workload's source is not in its IMVU's source area: upload it first (`nexus compute deploy --app/--rootfs` does)",
+    http: 404,
+    exit: 3,
+  },
+  COMPUTE_SOURCE_MISMATCH: { message: "The uploaded bytes do not hash to the SHA-256 they were uploaded under", http: 422, exit: 1 },
+  COMPUTE_SOURCE_TOO_LARGE: { message: "The uploaded source is larger than the limit", http: 413, exit: 1 },
+  COMPUTE_UNAVAILABLE: { message: "The compute service is not running in this process", http: 503, exit: 3 },
   COMPUTE_SNAPSHOT_UNSAFE: {
     message: "The snapshot holds a path that would escape the volume (absolute, '..' or through a symlink)",
     http: 422,

@@ -45,6 +45,11 @@ export const WorkloadSpecSchema = z
       .refine((e) => Object.keys(e).length <= ENV_VARS_MAX, `at most ${ENV_VARS_MAX} variables`)
       .optional(),
     state: z.enum(["running", "stopped"]).optional(),
+    /** The workload's own limits inside the IMVU's (each capped by the envelope; the IMVU's parent group caps the sum). */
+    resources: z
+      .object({ cpuMillis: z.number().int().min(10).optional(), memoryBytes: z.bigint().optional(), pids: z.number().int().min(8).optional() })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -117,9 +122,9 @@ export function runSpecFor(imvu: string, envelope: Envelope, w: WorkloadSpec, ct
     labels: {},
     network: networkName(ctx.fabric, imvu),
     group: groupPath(ctx.fabric, imvu),
-    cpuMillis: envelope.cpuMillis,
-    memoryBytes: envelope.memoryBytes,
-    pids: envelope.pids,
+    cpuMillis: Math.min(envelope.cpuMillis, w.resources?.cpuMillis ?? envelope.cpuMillis),
+    memoryBytes: w.resources?.memoryBytes !== undefined && w.resources.memoryBytes < envelope.memoryBytes ? w.resources.memoryBytes : envelope.memoryBytes,
+    pids: Math.min(envelope.pids, w.resources?.pids ?? envelope.pids),
     mounts,
     port: w.port,
     user: `${WORKLOAD_UID}:${WORKLOAD_GID}`,

@@ -18,3 +18,4 @@ export { Meter, sumMeters, meterDelta, type MeterSnapshot, type ZoneCounters, ty
 export { startDnsServer, DNS_PORT_DEFAULT, type DnsServer, type DnsServerOptions, type DnsServerEvent } from "./server.ts";
 export type { NotifyTarget, NotifyOutcome } from "./notify.ts";
 export { startResolver, RESOLVER_PORT_DEFAULT, type Resolver, type ResolverOptions, type ResolverStats, type Upstream } from "./resolver.ts";
+export { zonesFromState, syncZones, affectedOrigins, touchesZones, type SyncReport } from "./projection.ts";

@@ -1,0 +1,2 @@
+/** Style sheets are bundled by Vite (side-effect imports). */
+declare module "*.css";

@@ -1,0 +1,305 @@
+/**
+ * Writes an IMVU's exit bundle (gate 13) into a directory: everything the IMVU owns, in standard
+ * formats, with the ledger entries about it and their proofs, and a manifest signed by the
+ * platform identity (docs/exit.md). Reads the committed projection and the data directory only;
+ * writes nothing but the bundle. The owner's countersignature is added by the owner's CLI.
+ */
+import { Encrypter } from "age-encryption";
+import { createHash } from "node:crypto";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { canonicalize, ed25519DsseSigner, signDsse, toHex, utf8 } from "../core/crypto/index.ts";
+import { buildZone } from "../core/dns/zone.ts";
+import { verifyKel, type LocalIdentity } from "../core/identity/index.ts";
+import type { Ledger } from "../core/ledger/ledger.ts";
+import { leafHash } from "../core/ledger/merkle.ts";
+import type { ImvuRecord, StateReader } from "../core/pipeline/state.ts";
+import { imvuZoneInput, platformDnsOf } from "../core/policy/dns-zones.ts";
+import { computeEnvelope, workloadSpecOf } from "../services/compute/projection.ts";
+import { manifestList, renderManifests } from "../services/compute/k8s.ts";
+import { slug } from "../services/compute/names.ts";
+import { writeTarSync } from "../services/compute/tar.ts";
+import { exportZone } from "../services/dns/zonefile.ts";
+import { maildirPath, maildirRoot, MailSecretStore } from "../services/mail/directory.ts";
+import {
+  EXIT_FORMAT, EXIT_MANIFEST_PAYLOAD_TYPE, MANIFEST_FILE, PATHS, maildirBundlePath, mboxBundlePath, snapshotPath, statementPath, zonePath,
+  type ExitManifest, type FileEntry,
+} from "./bundle-layout.ts";
+import { maildirFolders, mboxOf } from "./mbox.ts";
+import { monthlyStatements } from "./statements.ts";
+
+/** The compute fabric whose volumes and snapshots are exported (the stack's default). */
+export const EXPORT_FABRIC = "main";
+/** scrypt work factor of the secrets file (age's default is 18; 2^16 keeps a JS encrypt near a second). */
+export const SECRETS_SCRYPT_LOG2_N = 16;
+
+/** What the writer reads: a Platform satisfies it. */
+export interface ExportSource {
+  readonly state: StateReader;
+  readonly ledger: Ledger;
+  readonly home: string;
+  readonly verifierKey: string;
+  platformIdentity(): LocalIdentity;
+}
+
+/** What the owner's request adds. */
+export interface ExportRequest {
+  readonly imvu: string;
+  /** The passphrase the secrets are encrypted to (age scrypt recipient). */
+  readonly passphrase: string;
+  /** The owner's key event log (verified here against the registered key state). */
+  readonly ownerKel: readonly unknown[];
+  /** Tree sizes of checkpoints the owner's CLI saw (consistency proofs to the bundle's). */
+  readonly seenSizes: readonly bigint[];
+  /** scrypt work factor override (tests). */
+  readonly scryptLog2N?: number;
+  readonly now?: Date;
+}
+
+/** Collects files into the bundle directory with their digests. */
+class BundleFiles {
+  readonly files: FileEntry[] = [];
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  write(rel: string, data: Uint8Array | string): void {
+    const p = join(this.root, rel);
+    mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
+    const bytes = typeof data === "string" ? utf8(data) : data;
+    writeFileSync(p, bytes, { mode: 0o600 });
+    this.files.push({ path: rel, sha256: createHash("sha256").update(bytes).digest("hex"), bytes: bytes.length });
+  }
+
+  json(rel: string, value: unknown): void {
+    this.write(rel, `${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  copy(src: string, rel: string): void {
+    const p = join(this.root, rel);
+    mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
+    copyFileSync(src, p);
+    this.track(rel);
+  }
+
+  /** Lists a file already written at `rel`. */
+  track(rel: string, sha256?: string): void {
+    const p = join(this.root, rel);
+    const bytes = statSync(p).size;
+    this.files.push({ path: rel, sha256: sha256 ?? createHash("sha256").update(readFileSync(p)).digest("hex"), bytes });
+  }
+}
+
+/** Writes the bundle of `req.imvu` into the empty directory `dir`; returns the signed manifest envelope. */
+export async function writeBundle(src: ExportSource, req: ExportRequest, dir: string): Promise<{ manifest: ExitManifest; envelopeJson: string }> {
+  const state = src.state;
+  const rec = state.get("imvu", req.imvu);
+  const genesis = state.get("platform", "genesis");
+  if (!rec || !genesis) throw new Error(`invariant: no IMVU ${req.imvu} or no genesis`);
+  if (!rec.exit) throw new Error(`invariant: ${req.imvu} has no exit request`);
+  const ownerState = verifyKel(req.ownerKel);
+  const registered = state.get("identity", rec.owner);
+  if (ownerState.id !== rec.owner || registered?.publicKey !== ownerState.publicKey) throw new Error("owner key event log does not match the registered owner");
+  const cp = await src.ledger.checkpoint();
+  const out = new BundleFiles(dir);
+  const platformId = src.platformIdentity();
+  out.json(PATHS.imvu, rec);
+  out.json(PATHS.platform, { platformId: genesis.platformId, baseDomain: genesis.baseDomain, origin: src.ledger.origin, verifierKey: src.verifierKey, genesisIndex: genesis.genesisIndex, constitution: { version: genesis.constitutionVersion, hash: genesis.constitutionHash } });
+  out.json(PATHS.ownerKel, req.ownerKel);
+  out.json(PATHS.platformKel, platformId.kel);
+  const zones = writeZones(out, state, req.imvu);
+  const mailboxes = writeMail(out, state, src.home, req.imvu);
+  const compute = writeCompute(out, state, src.home, rec);
+  const network = writeNetwork(out, state, rec);
+  const policies = writePolicies(out, state, rec);
+  const ledgerEntries = await writeLedger(out, src, req, cp.checkpoint.size, cp.note);
+  const statements = await monthlyStatements(state, src.ledger, rec, cp.checkpoint.size, cp.note, req.now ?? new Date());
+  for (const s of statements) out.json(statementPath(s.month), { ...s.proven, verifierKey: src.verifierKey });
+  const secretNames = await writeSecrets(out, src.home, req);
+  out.files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const manifest: ExitManifest = {
+    format: EXIT_FORMAT,
+    imvu: rec.name,
+    owner: rec.owner,
+    class: rec.class,
+    jurisdiction: rec.jurisdiction,
+    status: rec.status,
+    exitRequestedIndex: rec.exit.requestedIndex,
+    createdAt: (req.now ?? new Date()).toISOString(),
+    constitution: { version: genesis.constitutionVersion, hash: genesis.constitutionHash },
+    platform: { platformId: genesis.platformId, baseDomain: genesis.baseDomain, origin: src.ledger.origin, verifierKey: src.verifierKey, genesisIndex: genesis.genesisIndex },
+    checkpoint: { size: cp.checkpoint.size.toString(), root: toHex(cp.checkpoint.root) },
+    inventory: {
+      zones,
+      mailboxes,
+      ...compute,
+      ...network,
+      ...policies,
+      ledgerEntries: ledgerEntries.indices,
+      statements: statements.map((s) => ({ month: s.month, file: statementPath(s.month), entries: s.entries })),
+      secrets: { file: PATHS.secrets, format: "age", contents: secretNames },
+      consistency: ledgerEntries.consistency,
+    },
+    files: out.files,
+  };
+  const envelope = signDsse(EXIT_MANIFEST_PAYLOAD_TYPE, utf8(canonicalize(manifest)), [ed25519DsseSigner(platformId.current.privateKey, platformId.id)]);
+  const envelopeJson = `${JSON.stringify(envelope, null, 2)}\n`;
+  writeFileSync(join(dir, MANIFEST_FILE), envelopeJson, { mode: 0o600 });
+  return { manifest, envelopeJson };
+}
+
+function writeZones(out: BundleFiles, state: StateReader, imvu: string): ExitManifest["inventory"]["zones"] {
+  const d = platformDnsOf(state);
+  if (d === undefined) return [];
+  const zones: ExitManifest["inventory"]["zones"] = [];
+  for (const [origin, z] of state.list("dns-zone")) {
+    if (z.imvu !== imvu) continue;
+    // Built from the rows, not from what is served: a departed IMVU's zones still export.
+    const zone = buildZone(imvuZoneInput(state, d, z));
+    const file = zonePath(origin);
+    out.write(file, exportZone(zone));
+    zones.push({ origin, kind: z.kind, file, records: zone.records.length + 1 });
+  }
+  return zones;
+}
+
+function writeMail(out: BundleFiles, state: StateReader, home: string, imvu: string): ExitManifest["inventory"]["mailboxes"] {
+  const boxes = state.list("mail-mailbox", `${imvu}/`).map(([, m]) => m).filter((m) => m.imvu === imvu);
+  out.json(PATHS.mailboxes, boxes);
+  const result: ExitManifest["inventory"]["mailboxes"] = [];
+  for (const m of boxes) {
+    const srcRoot = maildirPath(maildirRoot(home), imvu, m.address);
+    const dst = maildirBundlePath(m.address);
+    for (const sub of ["cur", "new", "tmp"]) mkdirSync(join(out.root, dst, sub), { recursive: true, mode: 0o700 });
+    const folders: ExitManifest["inventory"]["mailboxes"][number]["folders"] = [];
+    let messages = 0;
+    let bytes = 0;
+    for (const f of maildirFolders(srcRoot)) {
+      const prefix = f.name === "INBOX" ? dst : `${dst}/.${f.name}`;
+      for (const p of f.messages) {
+        const sub = p.slice(0, p.lastIndexOf("/")).endsWith("/new") ? "new" : "cur";
+        out.copy(p, `${prefix}/${sub}/${p.slice(p.lastIndexOf("/") + 1)}`);
+        bytes += statSync(p).size;
+      }
+      const mbox = mboxBundlePath(m.address, f.name);
+      out.write(mbox, mboxOf(f.messages));
+      folders.push({ name: f.name, messages: f.messages.length, mbox });
+      messages += f.messages.length;
+    }
+    result.push({ address: m.address, maildir: dst, messages, bytes, folders });
+  }
+  return result;
+}
+
+type ComputeInventory = Pick<ExitManifest["inventory"], "workloads" | "volume" | "snapshots">;
+
+function writeCompute(out: BundleFiles, state: StateReader, home: string, rec: ImvuRecord): ComputeInventory {
+  const records = state.list("compute-workload", `${rec.name}/`).map(([, w]) => w).filter((w) => w.imvu === rec.name);
+  out.json(PATHS.workloads, records);
+  const envelope = computeEnvelope(rec);
+  const specs = records.map((w) => workloadSpecOf(w, { sourceDir: (_i, sha) => `sources/${sha}` }, false));
+  const image = (w: { name: string; source: { kind: string; ref?: string } }): string =>
+    w.source.kind === "image" && w.source.ref !== undefined ? w.source.ref : `registry.local/${slug(rec.name)}/${w.name}:latest`;
+  const k8s = envelope === undefined ? { apiVersion: "v1", kind: "List", items: [] } : manifestList(renderManifests({ imvu: rec.name, envelope, workloads: specs, image }));
+  out.json(PATHS.k8s, k8s);
+  const fabric = join(home, "compute", EXPORT_FABRIC);
+  const volumeDir = join(fabric, "volumes", slug(rec.name), "data");
+  let volume: ComputeInventory["volume"] = null;
+  if (existsSync(volumeDir)) {
+    const r = writeTarSync(volumeDir, join(out.root, PATHS.volume), { exclude: (p) => p === "lost+found" || p.startsWith(".nexus-") });
+    out.track(PATHS.volume, r.sha256);
+    volume = { file: PATHS.volume, sha256: r.sha256, entries: r.entries };
+  }
+  const snapshots: ComputeInventory["snapshots"] = [];
+  const snapDir = join(fabric, "snapshots", slug(rec.name));
+  for (const [, s] of state.list("compute-snapshot", `${rec.name}/`)) {
+    if (s.imvu !== rec.name || s.deletedIndex !== undefined) continue;
+    const hex = s.sha256.replace(/^sha256:/, "");
+    const file = join(snapDir, `${hex}.tar`);
+    if (!existsSync(file)) continue;
+    out.copy(file, snapshotPath(hex));
+    snapshots.push({ sha256: hex, file: snapshotPath(hex), kind: s.kind });
+  }
+  return { workloads: records.map((w) => w.name), volume, snapshots };
+}
+
+function writeNetwork(out: BundleFiles, state: StateReader, rec: ImvuRecord): Pick<ExitManifest["inventory"], "routes" | "grants"> {
+  const routes = state.list("net-route", `${rec.name}/`).map(([, r]) => r).filter((r) => r.imvu === rec.name);
+  const grants = state.list("net-grant", `${rec.name}/`).map(([, g]) => g).filter((g) => g.imvu === rec.name);
+  out.json(PATHS.routes, routes);
+  out.json(PATHS.grants, grants);
+  // The slice is the network part of the envelope: what the gateway holds the IMVU to.
+  const e = rec.envelope as unknown as Record<string, unknown>;
+  const slice: Record<string, unknown> = { imvu: rec.name, jurisdiction: rec.jurisdiction };
+  for (const k of Object.keys(e).sort()) if (/bandwidth|route|request|connection/i.test(k)) slice[k] = e[k];
+  out.json(PATHS.slice, slice);
+  return { routes: routes.map((r) => r.route), grants: grants.length };
+}
+
+function writePolicies(out: BundleFiles, state: StateReader, rec: ImvuRecord): Pick<ExitManifest["inventory"], "delegations" | "consents"> {
+  const delegations = state.list("delegation", `${rec.name}/`).map(([, d]) => d).filter((d) => d.imvu === rec.name);
+  const consents = state.list("consent").map(([, c]) => c).filter((c) => c.imvu === rec.name);
+  out.json(PATHS.envelope, { imvu: rec.name, class: rec.class, jurisdiction: rec.jurisdiction, envelope: rec.envelope });
+  out.json(PATHS.delegations, delegations);
+  out.json(PATHS.consents, consents);
+  return { delegations: delegations.length, consents: consents.length };
+}
+
+async function writeLedger(
+  out: BundleFiles,
+  src: ExportSource,
+  req: ExportRequest,
+  size: bigint,
+  note: string,
+): Promise<{ indices: string[]; consistency: { fromSize: string; toSize: string }[] }> {
+  const genesis = src.state.get("platform", "genesis");
+  const indices = new Set<bigint>(genesis ? [BigInt(genesis.genesisIndex)] : []);
+  for (const [, f] of src.state.list("feed", `${req.imvu}/`)) if (BigInt(f.index) < size) indices.add(BigInt(f.index));
+  const sorted = [...indices].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const entries = [];
+  for (const i of sorted) {
+    const bytes = await src.ledger.entry(i);
+    const proof = await src.ledger.inclusionProof(i, size);
+    entries.push({ index: i.toString(), leafHash: toHex(leafHash(bytes)), entry: Buffer.from(bytes).toString("base64"), inclusionProof: proof.map(toHex) });
+  }
+  out.write(PATHS.checkpoint, note);
+  out.json(PATHS.entries, { treeSize: size.toString(), entries });
+  const consistency = [];
+  for (const from of [...new Set(req.seenSizes)].filter((s) => s > 0n && s <= size)) {
+    const proof = await src.ledger.consistencyProof(from, size);
+    const at = await src.ledger.checkpointAt(from);
+    consistency.push({
+      fromSize: from.toString(),
+      fromRoot: toHex(await src.ledger.rootAt(from)),
+      ...(at === undefined ? {} : { fromCheckpoint: at.note }),
+      toSize: size.toString(),
+      proof: proof.map(toHex),
+    });
+  }
+  out.json(PATHS.consistency, consistency);
+  return { indices: sorted.map(String), consistency: consistency.map((c) => ({ fromSize: c.fromSize, toSize: c.toSize })) };
+}
+
+async function writeSecrets(out: BundleFiles, home: string, req: ExportRequest): Promise<string[]> {
+  const secrets = new MailSecretStore(home).read(req.imvu);
+  const e = new Encrypter();
+  e.setPassphrase(req.passphrase);
+  e.setScryptWorkFactor(req.scryptLog2N ?? SECRETS_SCRYPT_LOG2_N);
+  out.write(PATHS.secrets, await e.encrypt(JSON.stringify(secrets, null, 2)));
+  const names = [...Object.keys(secrets.passwords).map((a) => `verifier:${a}`), ...Object.entries(secrets.dkim).flatMap(([d, ks]) => ks.map((k) => `dkim:${k.selector}._domainkey.${d}`))];
+  return names.sort();
+}
+
+/** Every file under `dir` (relative POSIX paths), for the verifier's "not in the manifest" check. */
+export function listFiles(dir: string, prefix = ""): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(join(dir, prefix)).sort()) {
+    const rel = prefix === "" ? name : `${prefix}/${name}`;
+    const st = statSync(join(dir, rel));
+    if (st.isDirectory()) out.push(...listFiles(dir, rel));
+    else out.push(rel);
+  }
+  return out;
+}
