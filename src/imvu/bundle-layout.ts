@@ -20,7 +20,7 @@ export const BUNDLE_ENTRIES_MAX = 1_000_000;
 /** Most revenue periods (months) one bundle carries. */
 export const BUNDLE_PERIODS_MAX = 1200;
 /** Largest JSON file of the bundle read whole (entries, statements, lists). */
-export const BUNDLE_JSON_BYTES_MAX = 512 * 1024 * 1024;
+export const BUNDLE_JSON_BYTES_MAX = 64 * 1024 * 1024;
 
 /** Fixed paths of the bundle (relative, POSIX). */
 export const PATHS = {

@@ -4,3 +4,4 @@ export { writeBundle, listFiles, EXPORT_FABRIC, SECRETS_SCRYPT_LOG2_N, type Expo
 export { verifyBundle, type BundleReport } from "./bundle-verify.ts";
 export { countersign } from "./countersign.ts";
 export { exitErrors, type ExitErrorCode } from "./errors.ts";
+export { dueForExpiry, sweepExpiredExits, createExitGraceService, exitGraceService, GRACE_SWEEP_INTERVAL_MS } from "./grace.ts";

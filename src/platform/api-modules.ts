@@ -7,6 +7,8 @@ import { exitRoutes } from "../api/routes/exit.ts";
 import { mailRoutes } from "./services/mail-api.ts";
 import { dnsRoutes } from "../api/routes/dns.ts";
 import { dnsServiceOf } from "./services/dns.ts";
+import { computeRoutes } from "../api/routes/compute.ts";
+import { computeOf } from "./services/compute.ts";
 import type { Platform } from "./platform.ts";
 import type { RunningService } from "./service.ts";
 

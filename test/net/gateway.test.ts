@@ -216,7 +216,7 @@ describe("gateway: routing, kinds, TLS and HTTP/2, WebSocket, metering", () => {
     assert.equal(version, "41");
     assert.deepEqual(JSON.parse(msgs[0]!), { hello: "web", url: "/chat", identity: null });
     assert.equal(msgs[1], "web:ping");
-    const tls = new WebSocket(`wss://127.0.0.1:${gw.tlsPort}/secure`, { headers: { host: "stage.nexus.test" }, servername: "stage.nexus.test", rejectUnauthorized: false });
+    const tls = new WebSocket(`wss://127.0.0.1:${gw.tlsPort}/secure`, { headers: { host: "stage.nexus.test" }, rejectUnauthorized: false, ...({ servername: "stage.nexus.test" } as object) });
     const tlsMsgs: string[] = [];
     tls.on("message", (m: Buffer) => tlsMsgs.push(m.toString()));
     await new Promise((r, j) => (tls.once("open", r), tls.once("error", j)));

@@ -108,9 +108,11 @@ export async function rawExchange(port: number, data: string | Buffer, timeoutMs
   let out = "";
   s.on("data", (d: Buffer) => (out += d.toString("latin1")));
   s.on("error", () => undefined);
-  await once(s, "connect");
-  s.write(data);
-  await Promise.race([once(s, "close"), new Promise((r) => setTimeout(r, timeoutMs))]);
+  const closed = new Promise<void>((r) => s.once("close", () => r()));
+  await Promise.race([once(s, "connect"), closed]);
+  if (!s.destroyed) s.write(data);
+  // A reset (the gateway closing with unread bytes) is an ordinary end here, not a failure.
+  await Promise.race([closed, new Promise((r) => setTimeout(r, timeoutMs))]);
   s.destroy();
   return out;
 }

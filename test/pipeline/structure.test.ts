@@ -35,13 +35,18 @@ test("the projection writer is not exported, and no index module re-exports it",
   for (const f of sources(join(REPO_ROOT, "src")).filter((p) => p.endsWith("index.ts"))) {
     assert.ok(!/writeChanges/.test(readFileSync(f, "utf8")), `${relative(REPO_ROOT, f)} does not mention writeChanges`);
   }
-  // The only call of the writer is inside `sequence`, after the entry's append in the same context.
+  // The only call of the writer is in the batch's ledger work (its transaction), after the batch
+  // was sequenced (each command appended), with that work's context.
   const text = readFileSync(join(REPO_ROOT, "src/core/pipeline/pipeline.ts"), "utf8");
-  const calls = [...text.matchAll(/await writeChanges\((\w+)\.tx,/g)];
+  const calls = [...text.matchAll(/await writeChanges\(ctx\.tx, overlay\.changes\)/g)];
   assert.equal(calls.length, 1);
-  const seq = text.indexOf("private async sequence(");
-  const append = text.indexOf("await ctx.append(", seq);
-  assert.ok(seq > 0 && append > seq && (calls[0]?.index ?? 0) > append, "the writer runs after the append, in sequence()");
+  assert.equal([...text.matchAll(/writeChanges\(/g)].length, 2, "one definition, one call");
+  const work = text.indexOf("await this.opts.ledger.submit(async (ctx) => {");
+  const sequenced = text.indexOf("out.push(await this.sequence(item.raw, ctx, overlay))", work);
+  const end = text.indexOf("});", sequenced);
+  const at = calls[0]?.index ?? -1;
+  assert.ok(work > 0 && sequenced > work && at > sequenced && at < end, "the writer runs inside the ledger work, after sequencing");
+  assert.ok(text.indexOf("await ctx.append(", text.indexOf("private async sequence(")) > 0, "sequence() appends each entry");
 });
 
 test("the pattern itself catches the forms it must", () => {

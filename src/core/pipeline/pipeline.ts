@@ -16,6 +16,8 @@ import { decide } from "./decide.ts";
 import { pipelineErrors as E } from "./errors.ts";
 import { MemoryState, OverlayState, type Change, type StateReader } from "./state.ts";
 
+/** Projection rows per INSERT statement (3 parameters each: under SQLite's and PostgreSQL's limits). */
+export const PROJECTION_ROWS_PER_STATEMENT = 500;
 /** Commands sequenced in one transaction at most. */
 export const BATCH_COMMANDS_MAX = 256;
 /** Commands waiting at most before new ones are refused with PIPELINE_OVERLOADED. */
@@ -171,6 +173,10 @@ export class Pipeline {
       outcomes = await this.opts.ledger.submit(async (ctx) => {
         const out: Outcome[] = [];
         for (const item of batch) out.push(await this.sequence(item.raw, ctx, overlay));
+        // The batch's projection rows, in the same transaction as its entries (one write per row, batched).
+        const t = process.hrtime.bigint();
+        await writeChanges(ctx.tx, overlay.changes);
+        this.timing.projectNs += process.hrtime.bigint() - t;
         return out;
       });
     } catch (e) {
@@ -213,7 +219,7 @@ export class Pipeline {
     this.lastTimeMs = now.getTime();
     const t3 = process.hrtime.bigint();
     this.timing.appendNs += t3 - t2;
-    await writeChanges(ctx.tx, decision.changes);
+    // Visible to the next command of the batch now; written to SQL once the batch is sequenced.
     overlay.write(decision.changes);
     this.timing.projectNs += process.hrtime.bigint() - t3;
     return { kind: "recorded", index, leafHash: appended.leafHash, entry, digest: auth.value.digest, changes: [...decision.changes] };
@@ -260,18 +266,31 @@ export class Pipeline {
 
 /**
  * Writes projection changes into the ledger's transaction (portable SQL for SQLite and
- * PostgreSQL). Deliberately not exported: the only caller is `sequence`, inside the transaction
- * that appends the entry, so nothing else can write the projection (test/pipeline/structure).
+ * PostgreSQL), batched: one upsert per PROJECTION_ROWS_PER_STATEMENT rows. Deliberately not
+ * exported: the only caller is the ledger work of `runBatchTimed`, after the batch's entries were
+ * appended in that same transaction, so nothing else can write the projection
+ * (test/pipeline/structure.test.ts).
  */
 async function writeChanges(tx: SqlExecutor, changes: readonly Change[]): Promise<void> {
+  // The last change of each row wins (a batch may touch a row several times; PostgreSQL refuses
+  // an upsert naming one row twice).
+  const last = new Map<string, Change>();
   for (const c of changes) {
+    const id = `${c.table}\t${c.key}`;
+    last.delete(id);
+    last.set(id, c);
+  }
+  const puts: Change[] = [];
+  for (const c of last.values()) {
     if (c.value === undefined) await tx.run("DELETE FROM projection WHERE tbl = ? AND k = ?", [c.table, c.key]);
-    else {
-      await tx.run(
-        "INSERT INTO projection (tbl, k, v) VALUES (?, ?, ?) ON CONFLICT (tbl, k) DO UPDATE SET v = excluded.v",
-        [c.table, c.key, JSON.stringify(c.value)],
-      );
-    }
+    else puts.push(c);
+  }
+  for (let i = 0; i < puts.length; i += PROJECTION_ROWS_PER_STATEMENT) {
+    const chunk = puts.slice(i, i + PROJECTION_ROWS_PER_STATEMENT);
+    await tx.run(
+      `INSERT INTO projection (tbl, k, v) VALUES ${chunk.map(() => "(?, ?, ?)").join(", ")} ON CONFLICT (tbl, k) DO UPDATE SET v = excluded.v`,
+      chunk.flatMap((c) => [c.table, c.key, JSON.stringify(c.value)]),
+    );
   }
 }
 

@@ -111,11 +111,14 @@ export function reduce(state: StateReader, cmd: Command, facts: EntryFacts): Cha
       ];
     case "imvu.exit.request":
       // Idempotent: a repeated request keeps the first request (and a departure) on record.
-      return [updateImvu(state, cmd.imvu, (r) => ({ ...r, exit: r.exit ?? { requestedIndex: index } }))];
+      return [updateImvu(state, cmd.imvu, (r) => ({ ...r, exit: r.exit ?? { requestedIndex: index, requestedAt: facts.time } }))];
     case "imvu.depart":
       return [
-        updateImvu(state, cmd.imvu, (r) => ({ ...r, exit: { requestedIndex: r.exit?.requestedIndex ?? index, departedIndex: index } })),
+        updateImvu(state, cmd.imvu, (r) => ({ ...r, exit: { ...r.exit, requestedIndex: r.exit?.requestedIndex ?? index, departedIndex: index } })),
       ];
+    case "imvu.exit.expire":
+      // Gate 13 applied it only after an exit request and the whole grace period.
+      return [updateImvu(state, cmd.imvu, (r) => ({ ...r, exit: { ...r.exit, requestedIndex: r.exit?.requestedIndex ?? index, departedIndex: index, expired: true } }))];
     case "consent.give": {
       const imvu = state.get("imvu", need(cmd.imvu));
       return [put("consent", cmd.body.digest, { imvu: need(cmd.imvu), owner: imvu?.owner ?? cmd.actor, digest: cmd.body.digest, index })];

@@ -50,7 +50,14 @@ export interface ImvuRecord {
   readonly envelope: EnvelopeWire;
   readonly status: "active" | "suspended";
   readonly suspension?: { readonly reason: string; readonly by: string; readonly index: string };
-  readonly exit?: { readonly requestedIndex: string; readonly departedIndex?: string };
+  readonly exit?: {
+    readonly requestedIndex: string;
+    /** Sequencer time of the request: the grace period (EXIT_GRACE_MS) runs from it. */
+    readonly requestedAt?: string;
+    readonly departedIndex?: string;
+    /** Set when the departure is the grace period's end (imvu.exit.expire), not the owner's. */
+    readonly expired?: true;
+  };
   readonly createdIndex: string;
 }
 

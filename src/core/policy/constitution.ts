@@ -91,6 +91,8 @@ export const CATALOGUE: Readonly<Record<CommandType, CatalogueEntry>> = {
   "imvu.resume": { gates: [2, 10], actors: ["admin", "owner"], imvu: "required" },
   "imvu.exit.request": { gates: [2, 13], actors: ["owner"], imvu: "required" },
   "imvu.depart": { gates: [2, 13], actors: ["owner"], imvu: "required" },
+  // The grace period's end (docs/exit.md): the platform records the departure the owner did not confirm.
+  "imvu.exit.expire": { gates: [2, 13], actors: ["platform"], imvu: "required" },
   "consent.give": { gates: [2, 10], actors: ["owner"], imvu: "required" },
   "revenue.record": { gates: [2, 6], actors: ["service:revenue-source"], imvu: "required" },
   "revenue.refund": { gates: [2, 6], actors: ["service:revenue-source"], imvu: "required" },

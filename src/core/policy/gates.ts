@@ -253,11 +253,26 @@ const exitPortability: Gate = (ctx) => {
     return ok("departure after an exit request");
   }
   if (cmd.type === "imvu.suspend") return ok("suspension never blocks exit");
+  if (cmd.type === "imvu.exit.expire") return graceEnded(ctx);
   const kinds = createdKinds(cmd);
   const bad = kinds.filter((k) => !EXPORTABLE_RESOURCES.has(k));
   if (bad.length > 0) return deny(`cannot create ${bad.join(", ")}: not exportable`);
   return ok(kinds.length > 0 ? `creates exportable ${kinds.join(", ")}` : "creates nothing");
 };
+
+/** The grace period after an exit request (docs/exit.md): the platform serves the IMVU this long unless the owner departs first. */
+export const EXIT_GRACE_MS = 30 * 24 * 3600 * 1000;
+
+/** Gate 13 for imvu.exit.expire: only after an exit request and the whole grace period, once. */
+function graceEnded(ctx: GateContext): { pass: true; reason: string } | { pass: false; reason: string } {
+  const exit = imvuOf(ctx)?.exit;
+  if (!exit) return deny("no exit request: the grace period has not started");
+  if (exit.departedIndex !== undefined) return deny(`already departed at ledger index ${exit.departedIndex}`);
+  if (exit.requestedAt === undefined) return deny("the exit request carries no time: only the owner can confirm departure");
+  const ends = Date.parse(exit.requestedAt) + EXIT_GRACE_MS;
+  if (Date.parse(ctx.time) < ends) return deny(`the grace period runs until ${new Date(ends).toISOString()}`);
+  return ok(`the grace period after the exit request at ledger index ${exit.requestedIndex} has ended`);
+}
 
 function createdKinds(cmd: Command): string[] {
   switch (cmd.type) {

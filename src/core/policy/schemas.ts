@@ -114,6 +114,7 @@ export const BODY_SCHEMAS = {
   "imvu.resume": z.object({ reason: Reason }).strict(),
   "imvu.exit.request": empty,
   "imvu.depart": empty,
+  "imvu.exit.expire": empty,
   "consent.give": z.object({ digest: Digest, note: z.string().max(LIMITS.reasonCharsMax).optional() }).strict(),
   "revenue.record": z
     .object({

@@ -11,6 +11,8 @@
  * operations from the projection. Without podman it starts degraded and says so; every compute
  * command is then answered in the ledger with COMPUTE_PODMAN_MISSING, and the other services run.
  */
+import { createHash } from "node:crypto";
+import { resolve } from "node:path";
 import { isNexusError } from "../../core/errors.ts";
 import type { Receipt, RecordedCommand } from "../../core/pipeline/pipeline.ts";
 import type { CommandDraft } from "../../core/pipeline/sign.ts";
@@ -38,12 +40,14 @@ export const RECONCILE_DEBOUNCE_MS = 100;
 export const RESYNC_MS_DEFAULT = 15_000;
 /** What a degraded compute service shows as its endpoint. */
 export const DEGRADED_ENDPOINT = "compute: podman not installed (apt-get install podman runc)";
+/** Overrides the fabric id (an installation moved to another directory keeps its containers). */
+export const FABRIC_ENV = "NEXUS_COMPUTE_FABRIC";
 /** Longest detail carried by a reported event. */
 const DETAIL_CHARS_MAX = 1000;
 
 /** Options of the compute service. */
 export interface ComputeServiceOptions {
-  /** Labels everything compute creates; default "main". */
+  /** Labels everything compute creates; default $NEXUS_COMPUTE_FABRIC, else derived from the data directory. */
   readonly fabric?: string;
   /** Default: podman. */
   readonly driver?: ContainerDriver;
@@ -474,7 +478,7 @@ export function createComputeService(opts: ComputeServiceOptions = {}): ServiceM
       if (degraded === undefined) {
         try {
           fabric = new ComputeFabric({
-            home: ctx.platform.home, fabric: opts.fabric ?? "main", log: ctx.log,
+            home: ctx.platform.home, fabric: opts.fabric ?? process.env[FABRIC_ENV] ?? fabricForHome(ctx.platform.home), log: ctx.log,
             ...(opts.driver === undefined ? {} : { driver: opts.driver }),
             ...(opts.volumeMode === undefined ? {} : { volumeMode: opts.volumeMode }),
           });
@@ -490,5 +494,14 @@ export function createComputeService(opts: ComputeServiceOptions = {}): ServiceM
   };
 }
 
-/** The compute service of `nexus up` (fabric "main", podman). */
+/**
+ * The default fabric id of an installation: "h" + 11 hex digits of SHA-256 of its data directory,
+ * so two installations on one machine (or a test run beside `nexus up`) never reconcile away each
+ * other's containers.
+ */
+export function fabricForHome(home: string): string {
+  return `h${createHash("sha256").update(resolve(home)).digest("hex").slice(0, 11)}`;
+}
+
+/** The compute service of `nexus up` (podman, fabric per data directory). */
 export const computeService: ServiceModule = createComputeService();

@@ -1,0 +1,193 @@
+/**
+ * `nexus imvu exit` and `nexus imvu verify-export` (docs/exit.md).
+ *
+ * exit: submits the owner's `imvu.exit.request` (always accepted, gate 13), downloads the bundle
+ * (owner-signed POST), unpacks it into --out, verifies it offline as verify-export does, checks
+ * that its ledger proofs start from the checkpoints this CLI saw, and only then countersigns the
+ * manifest with the owner's key. Exit 0 done, 1 the bundle does not verify (nothing countersigned).
+ *
+ * verify-export: offline, no server; exit 0 valid, 1 with the list of what is missing or altered.
+ */
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline/promises";
+import type { Command } from "commander";
+import { z } from "zod";
+import { commonErrors } from "../../core/common-errors.ts";
+import { parseDsse } from "../../core/crypto/index.ts";
+import { signRequest } from "../../core/crypto/httpsig.ts";
+import { keyringDir } from "../../core/identity/index.ts";
+import { readTarSync, safeRelPath } from "../../services/compute/tar.ts";
+import { countersign, exitErrors, MANIFEST_FILE, PATHS, verifyBundle, type BundleReport } from "../../imvu/index.ts";
+import { apiBase, clientErrors, localIdentity, observeCheckpoint, submitDraft, trustedVerifierKey } from "../client.ts";
+import { action, emit } from "../output.ts";
+import { apiFlags, clientOpts, ensureRegistered, printReceipt, type ApiFlags } from "./imvu.ts";
+
+/** Time limit of the bundle download. */
+export const EXIT_DOWNLOAD_TIMEOUT_MS = 30 * 60_000;
+/** Largest passphrase file read. */
+export const PASSPHRASE_FILE_BYTES_MAX = 4096;
+
+interface ExitFlags extends ApiFlags {
+  readonly imvu: string;
+  readonly out: string;
+  readonly passphraseFile?: string;
+}
+
+const TrustView = z.object({ size: z.string(), root: z.string() }).passthrough();
+
+/** The last checkpoint this CLI saw of `api` (the trust file of src/cli/client.ts, read only). */
+function lastSeen(api: string): { size: string; root: string } | undefined {
+  const dir = process.env.NEXUS_TRUST_DIR ?? join(dirname(keyringDir()), "trust");
+  const p = join(dir, `${createHash("sha256").update(api).digest("hex").slice(0, 32)}.json`);
+  if (!existsSync(p)) return undefined;
+  const r = TrustView.safeParse(JSON.parse(readFileSync(p, "utf8")));
+  return r.success ? { size: r.data.size, root: r.data.root } : undefined;
+}
+
+async function readPassphrase(file: string | undefined): Promise<string> {
+  let text: string;
+  if (file !== undefined) {
+    const buf = readFileSync(file);
+    if (buf.length > PASSPHRASE_FILE_BYTES_MAX) throw commonErrors.make("INPUT_INVALID", "--passphrase-file: too large", { field: "passphrase-file" });
+    text = buf.toString("utf8");
+  } else if (!process.stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    text = Buffer.concat(chunks).toString("utf8");
+  } else {
+    const rl = createInterface({ input: process.stdin, output: process.stderr });
+    text = await rl.question("passphrase for the bundle's secrets: ");
+    rl.close();
+  }
+  const p = text.replace(/\r?\n$/, "");
+  if (p.length < 8) throw commonErrors.make("INPUT_INVALID", "the passphrase needs at least 8 characters", { field: "passphrase" });
+  return p;
+}
+
+async function download(f: ExitFlags, body: string, tarPath: string): Promise<void> {
+  const api = apiBase(clientOpts(f));
+  const url = `${api}/v1/imvus/${f.imvu}/exit/bundle`;
+  const id = localIdentity(clientOpts(f));
+  const headers: Record<string, string> = { "content-type": "application/json", accept: "application/x-tar, application/json" };
+  const sig = signRequest(
+    { method: "POST", url, headers },
+    { components: ["@method", "@target-uri"], params: { created: Math.floor(Date.now() / 1000), keyid: id.id, alg: "ed25519" }, privateKey: id.current.privateKey },
+  );
+  headers["signature-input"] = sig.signatureInput;
+  headers.signature = sig.signature;
+  let res: Response;
+  try {
+    res = await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(EXIT_DOWNLOAD_TIMEOUT_MS) });
+  } catch (e) {
+    throw clientErrors.make("CLIENT_API_UNREACHABLE", `${url}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (res.status !== 200 || res.body === null) {
+    const text = await res.text();
+    const code = /"code":"([A-Z_]+)"/.exec(text)?.[1];
+    if (code === "NOT_FOUND") throw commonErrors.make("NOT_FOUND", `no IMVU ${f.imvu} among yours`);
+    throw clientErrors.make("CLIENT_BAD_RESPONSE", `bundle download: HTTP ${res.status} ${code ?? ""} ${text.slice(0, 500)}`);
+  }
+  const fd = openSync(tarPath, "wx", 0o600);
+  try {
+    for await (const chunk of res.body) writeSync(fd, chunk as Uint8Array);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Unpacks the downloaded archive: regular files and directories only, paths kept inside `dir`. */
+function unpack(tarPath: string, dir: string): void {
+  readTarSync(tarPath, (e, data) => {
+    const rel = safeRelPath(e.path);
+    const target = join(dir, rel);
+    if (e.type === "dir") {
+      mkdirSync(target, { recursive: true, mode: 0o700 });
+      return;
+    }
+    if (e.type !== "file") throw exitErrors.make("EXIT_BUNDLE_INVALID", `${rel}: a ${e.type} in the bundle archive`);
+    mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+    const fd = openSync(target, "wx", 0o600);
+    try {
+      data((chunk) => void writeSync(fd, chunk));
+    } finally {
+      closeSync(fd);
+    }
+  });
+}
+
+function printReport(r: BundleReport, json: boolean | undefined, dir: string): void {
+  emit(r, json, (v) => {
+    const counts = Object.entries(v.checked).map(([k, n]) => `${n} ${k}`).join(", ");
+    const key = v.verifierKeySource === "bundle" ? " (platform key taken from the bundle: pin it with --verifier-key)" : "";
+    if (v.ok) return `${dir}: the exit bundle of ${v.imvu ?? "?"} verifies: ${counts}${key}`;
+    return [`${dir}: the exit bundle does NOT verify (${v.problems.length} problems)${key}:`, ...v.problems.map((p) => `  ${p}`)].join("\n");
+  });
+}
+
+async function exitCmd(f: ExitFlags): Promise<void> {
+  const out = resolve(f.out);
+  if (existsSync(out) && readdirSync(out).length > 0) throw exitErrors.make("EXIT_OUT_NOT_EMPTY", out);
+  const passphrase = await readPassphrase(f.passphraseFile);
+  await ensureRegistered(f);
+  const api = apiBase(clientOpts(f));
+  const before = lastSeen(api);
+  const receipt = await submitDraft({ type: "imvu.exit.request", imvu: f.imvu, body: {} }, clientOpts(f));
+  if (!f.json) printReceipt(`exit request of ${f.imvu}`, receipt, false);
+  const afterRequest = lastSeen(api);
+  const seen = [before, afterRequest].filter((s): s is { size: string; root: string } => s !== undefined && s.size !== "0");
+  const me = localIdentity(clientOpts(f));
+  mkdirSync(out, { recursive: true, mode: 0o700 });
+  const tarPath = join(dirname(out), `.${f.imvu}-exit-${process.pid}.tar`);
+  try {
+    await download(f, JSON.stringify({ passphrase, ownerKel: me.kel, seen: [...new Set(seen.map((s) => s.size))] }), tarPath);
+    unpack(tarPath, out);
+  } finally {
+    rmSync(tarPath, { force: true });
+  }
+  const report = verifyBundle(out, { verifierKey: await trustedVerifierKey(api), ownerSigned: false });
+  const problems = [...report.problems];
+  // The bundle's checkpoint must extend what this CLI saw (and is remembered as seen).
+  await observeCheckpoint(api, readFileSync(join(out, PATHS.checkpoint), "utf8"));
+  const proofs = JSON.parse(readFileSync(join(out, PATHS.consistency), "utf8")) as { fromSize: string; fromRoot: string }[];
+  for (const s of seen) {
+    if (!proofs.some((p) => p.fromSize === s.size && p.fromRoot === s.root)) problems.push(`${PATHS.consistency}: no proof from the checkpoint this CLI saw (tree size ${s.size})`);
+  }
+  if (problems.length > 0) {
+    printReport({ ...report, ok: false, problems }, f.json, out);
+    process.exitCode = 1;
+    return;
+  }
+  const env = parseDsse(readFileSync(join(out, MANIFEST_FILE), "utf8"));
+  writeFileSync(join(out, MANIFEST_FILE), `${JSON.stringify(countersign(env, me.id, me.current.privateKey), null, 2)}\n`, { mode: 0o600 });
+  const final = verifyBundle(out, { verifierKey: await trustedVerifierKey(api) });
+  printReport(final, f.json, out);
+  if (!final.ok) process.exitCode = 1;
+  else if (!f.json) process.stdout.write(`countersigned by ${me.id}; the platform keeps serving ${f.imvu} until \`nexus imvu depart ${f.imvu}\` or the grace period ends\n`);
+}
+
+/** Adds `exit` and `verify-export` to the existing `imvu` command. */
+export function register(program: Command): void {
+  const imvu = program.commands.find((c) => c.name() === "imvu");
+  if (!imvu) throw new Error("invariant: `imvu` is registered before its exit verbs");
+  apiFlags(imvu.command("exit"))
+    .description("exit: record the exit request, download the bundle into --out, verify it and countersign its manifest")
+    .requiredOption("--imvu <name>", "your IMVU")
+    .requiredOption("--out <dir>", "directory to write the bundle into (new or empty)")
+    .option("--passphrase-file <file>", "passphrase the secrets are encrypted to (default: stdin, or a prompt)")
+    .action(action(exitCmd));
+  imvu
+    .command("verify-export")
+    .argument("<dir>", "an exit bundle")
+    .description("offline: check every digest, signature, proof and statement of an exit bundle (exit 0 valid, 1 with what is missing or altered)")
+    .option("--verifier-key <vkey>", "the platform's checkpoint verifier key (default: $NEXUS_VERIFIER_KEY, else the one in the bundle)")
+    .option("--json", "print JSON")
+    .action(
+      action((dir: string, f: { verifierKey?: string; json?: boolean }) => {
+        const r = verifyBundle(resolve(dir), { verifierKey: f.verifierKey ?? process.env.NEXUS_VERIFIER_KEY });
+        printReport(r, f.json, dir);
+        if (!r.ok) process.exitCode = 1;
+      }),
+    );
+}
