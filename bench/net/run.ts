@@ -6,7 +6,8 @@
  * nginx: 2 workers). Pins: proxy on CPU 0 (both CPUs for the 2-core rows), upstream and wrk on CPU 1.
  *   node bench/net/run.ts [--seconds 10] [--runs 3] [--connections 50] [--cores 1,2]
  * Prints requests/s, p50/p99, the proxy's CPU (utime + stime from /proc), added latency over direct
- * and the ratios gateway/nginx, with the wrk command behind each figure.
+ * and the ratios gateway/nginx, with the wrk command behind each figure. A bare node:http + undici
+ * proxy (bare-proxy.ts) runs too, as the floor any Node proxy starts from.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -149,6 +150,13 @@ async function oneRun(run: number): Promise<void> {
   const up = await nodeChild("1", "upstream.ts", ["0"]);
   try {
     push("direct", await measure(up.port, () => cpuSeconds(up.p.pid ?? 0)));
+    // The floor for any Node proxy: node:http + undici Pool dispatch, no routing and no checks.
+    const bare = await nodeChild("0", "bare-proxy.ts", [String(up.port), "0"]);
+    try {
+      push("bare", await measure(bare.port, () => cpuSeconds(bare.p.pid ?? 0)));
+    } finally {
+      await stop(bare.p);
+    }
     for (const cores of CORES) {
       const cpus = cores === 1 ? "0" : "0,1";
       const gw = await nodeChild(cpus, "serve.ts", [String(up.port), "0", String(cores)]);
@@ -184,6 +192,8 @@ console.log(`\nmedians of ${RUNS} runs, ${SECONDS} s each after ${WARMUP_S} s wa
 console.log("| path | requests/s | p50 | p99 | proxy CPU (cores) | added p50 / p99 over direct | errors |");
 console.log("|---|---|---|---|---|---|---|");
 console.log(`| direct to the upstream | ${fmt(d.rps)} | ${fmt(d.p50, 2)} ms | ${fmt(d.p99, 2)} ms | | | ${d.errors} |`);
+const b = med("bare");
+console.log(`| bare node:http + undici proxy, 1 core (reference) | ${fmt(b.rps)} | ${fmt(b.p50, 2)} ms | ${fmt(b.p99, 2)} ms | ${fmt(b.cores, 2)} | +${fmt(b.p50 - d.p50, 2)} / +${fmt(b.p99 - d.p99, 2)} ms | ${b.errors} |`);
 for (const cores of CORES) {
   for (const who of ["gateway", "nginx"]) {
     const m = med(`${who}-${cores}`);
@@ -197,6 +207,7 @@ for (const cores of CORES) {
   console.log(`| gateway/nginx requests/s, ${cores} core${cores > 1 ? "s" : ""} | ${fmt(g.rps / n.rps, 2)} |`);
   console.log(`| gateway/nginx requests per CPU-second, ${cores} core${cores > 1 ? "s" : ""} | ${fmt(g.rps / g.cores / (n.rps / n.cores), 2)} |`);
 }
+if (CORES.includes(1)) console.log(`| gateway/bare proxy requests/s, 1 core | ${fmt(med("gateway-1").rps / b.rps, 2)} |`);
 if (CORES.includes(1) && CORES.includes(2)) console.log(`| gateway 2 cores / nginx 1 core requests/s | ${fmt(med("gateway-2").rps / med("nginx-1").rps, 2)} |`);
 console.log(`\nwrk: ${d.cmd.replace(/http:\/\/127\.0\.0\.1:\d+\//, "http://127.0.0.1:<port>/")}`);
 console.log("proxies: gateway `taskset -c <0|0,1> node bench/net/serve.ts <upstream-port> 0 <threads>`; nginx `taskset -c <0|0,1> nginx -c <generated conf>` (worker_processes 1|2, upstream keepalive 64); upstream `taskset -c 1 node bench/net/upstream.ts`");

@@ -15,5 +15,7 @@ export {
   type CommandRoutesOptions,
   RateLimiter,
   sharedTokenAuthority,
+  UNAUTHENTICATED_BURST_PER_ADDRESS,
+  UNAUTHENTICATED_PER_SEC_PER_ADDRESS,
 } from "./routes/commands.ts";
 export { FEED_PAGE_MAX, imvuDocs, imvuRoutes, type ImvuRoutesOptions, STATEMENT_DAYS_MAX } from "./routes/imvus.ts";

@@ -41,8 +41,37 @@ export const PATHS = {
   delegations: "policies/delegations.json",
   consents: "policies/consents.json",
   mailboxes: "mail/mailboxes.json",
+  domains: "dns/domains.json",
+  accounts: "revenue/accounts.json",
+  usage: "usage/usage.json",
+  throttle: "usage/throttle.json",
   secrets: "secrets/mail-secrets.json.age",
 } as const;
+
+/**
+ * Where each resource kind gate 13 lets a command create (EXPORTABLE_RESOURCES) is in the bundle:
+ * a fixed path, or a folder of per-item files. test/imvu keeps this map equal to the gate's set.
+ */
+export const RESOURCE_PARTS: Readonly<Record<string, string>> = {
+  imvu: "imvu.json",
+  envelope: "policies/envelope.json",
+  delegation: "policies/delegations.json",
+  consent: "policies/consents.json",
+  revenue: "revenue/",
+  usage: "usage/usage.json",
+  throttle: "usage/throttle.json",
+  domain: "dns/domains.json",
+  zone: "dns/",
+  rrset: "dns/",
+  mailbox: "mail/mailboxes.json",
+  message: "mail/",
+  workload: "compute/workloads.json",
+  volume: "compute/",
+  snapshot: "compute/",
+  route: "network/routes.json",
+  grant: "network/grants.json",
+  slice: "network/slice.json",
+};
 
 /** The master file of a zone: `dns/<origin without the final dot>.zone`. */
 export function zonePath(origin: string): string {
@@ -62,6 +91,11 @@ export function mboxBundlePath(address: string, folder: string): string {
 /** The proven statement of one month. */
 export function statementPath(month: string): string {
   return `revenue/${month}.json`;
+}
+
+/** The uploaded root file system or app tree a workload runs from (its deterministic tar). */
+export function sourcePath(hex: string): string {
+  return `compute/sources/${hex}.tar`;
 }
 
 /** A compute snapshot archive. */
@@ -114,6 +148,7 @@ export const ExitManifestSchema = z
         workloads: z.array(z.string()).max(10_000),
         volume: z.object({ file: rel, sha256: hex64, entries: z.number().int() }).strict().nullable(),
         snapshots: z.array(z.object({ sha256: hex64, file: rel, kind: z.string() }).strict()).max(100_000),
+        sources: z.array(z.object({ sha256: hex64, file: rel }).strict()).max(10_000),
         routes: z.array(z.string()).max(100_000),
         grants: z.number().int(),
         delegations: z.number().int(),

@@ -4,7 +4,6 @@
  * names, reported as such). `verifyBundle` reads as a list of checks; each problem names the file
  * or the entry it is about, and every check runs, so one report lists everything missing or altered.
  */
-import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { canonicalize, fromBase64, fromHex, parseDsse, parseJsonStrict, verifyDsse, type DsseEnvelope } from "../core/crypto/index.ts";
@@ -20,7 +19,7 @@ import { parseZoneFile } from "../services/dns/zonefile.ts";
 import {
   BUNDLE_JSON_BYTES_MAX, ConsistencyFileSchema, EntriesFileSchema, EXIT_MANIFEST_PAYLOAD_TYPE, ExitManifestSchema, MANIFEST_FILE, PATHS, type ExitManifest,
 } from "./bundle-layout.ts";
-import { listFiles } from "./bundle-writer.ts";
+import { hashFile, listFiles } from "./bundle-writer.ts";
 import { countMbox, maildirFolders } from "./mbox.ts";
 
 /** What the verification found. */
@@ -93,9 +92,9 @@ function checkFiles(ctx: Ctx): void {
       ctx.problems.push(`${f.path}: missing`);
       continue;
     }
-    const bytes = readFileSync(p);
-    const sha = createHash("sha256").update(bytes).digest("hex");
-    if (sha !== f.sha256 || bytes.length !== f.bytes) ctx.problems.push(`${f.path}: altered (sha256 ${sha}, manifest says ${f.sha256})`);
+    const bytes = statSync(p).size;
+    const sha = hashFile(p);
+    if (sha !== f.sha256 || bytes !== f.bytes) ctx.problems.push(`${f.path}: altered (sha256 ${sha}, manifest says ${f.sha256})`);
     else ctx.intact.add(f.path);
   }
   for (const rel of listFiles(ctx.dir)) if (rel !== MANIFEST_FILE && !listed.has(rel)) ctx.problems.push(`${rel}: not in the manifest`);
@@ -221,6 +220,7 @@ function checkStatements(ctx: Ctx): void {
       const unit = (json.statement as { unit?: unknown } | undefined)?.unit;
       if (unit !== ctx.m.imvu) ctx.problems.push(`${s.file}: a statement of ${String(unit)}, not ${ctx.m.imvu}`);
       if (r.entries !== s.entries) ctx.problems.push(`${s.file}: ${r.entries} entries, the manifest says ${s.entries}`);
+      if (json.treeSize !== ctx.m.checkpoint.size) ctx.problems.push(`${s.file}: proven to tree size ${String(json.treeSize)}, not the bundle's ${ctx.m.checkpoint.size}`);
     } catch (e) {
       ctx.problems.push(`${s.file}: unreadable: ${errText(e)}`);
     }
@@ -261,7 +261,7 @@ function checkMail(ctx: Ctx): void {
 }
 
 function checkCompute(ctx: Ctx): void {
-  const tars = [...(ctx.m.inventory.volume ? [ctx.m.inventory.volume.file] : []), ...ctx.m.inventory.snapshots.map((s) => s.file)];
+  const tars = [...(ctx.m.inventory.volume ? [ctx.m.inventory.volume.file] : []), ...ctx.m.inventory.snapshots.map((s) => s.file), ...ctx.m.inventory.sources.map((s) => s.file)];
   for (const t of tars) {
     if (!ctx.intact.has(t)) continue; // already reported as missing or altered
     try {
@@ -270,9 +270,9 @@ function checkCompute(ctx: Ctx): void {
       ctx.problems.push(`${t}: not a readable tar archive: ${errText(e)}`);
     }
   }
-  for (const s of ctx.m.inventory.snapshots) {
+  for (const s of [...ctx.m.inventory.snapshots, ...ctx.m.inventory.sources]) {
     const f = ctx.m.files.find((x) => x.path === s.file);
-    if (f && f.sha256 !== s.sha256) ctx.problems.push(`${s.file}: the snapshot's content address is not its digest`);
+    if (f && f.sha256 !== s.sha256) ctx.problems.push(`${s.file}: the archive's content address is not its digest`);
   }
   ctx.checked.archives = tars.length;
 }

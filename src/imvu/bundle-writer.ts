@@ -6,7 +6,7 @@
  */
 import { Encrypter } from "age-encryption";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { canonicalize, ed25519DsseSigner, signDsse, toHex, utf8 } from "../core/crypto/index.ts";
 import { buildZone } from "../core/dns/zone.ts";
@@ -18,11 +18,12 @@ import { imvuZoneInput, platformDnsOf } from "../core/policy/dns-zones.ts";
 import { computeEnvelope, workloadSpecOf } from "../services/compute/projection.ts";
 import { manifestList, renderManifests } from "../services/compute/k8s.ts";
 import { slug } from "../services/compute/names.ts";
+import { sourceTarPath } from "../services/compute/sources.ts";
 import { writeTarSync } from "../services/compute/tar.ts";
 import { exportZone } from "../services/dns/zonefile.ts";
 import { maildirPath, maildirRoot, MailSecretStore } from "../services/mail/directory.ts";
 import {
-  EXIT_FORMAT, EXIT_MANIFEST_PAYLOAD_TYPE, MANIFEST_FILE, PATHS, maildirBundlePath, mboxBundlePath, snapshotPath, statementPath, zonePath,
+  EXIT_FORMAT, EXIT_MANIFEST_PAYLOAD_TYPE, MANIFEST_FILE, PATHS, maildirBundlePath, mboxBundlePath, snapshotPath, sourcePath, statementPath, zonePath,
   type ExitManifest, type FileEntry,
 } from "./bundle-layout.ts";
 import { maildirFolders, mboxOf } from "./mbox.ts";
@@ -53,6 +54,8 @@ export interface ExportRequest {
   readonly seenSizes: readonly bigint[];
   /** scrypt work factor override (tests). */
   readonly scryptLog2N?: number;
+  /** The compute fabric whose volume and snapshots are exported (default EXPORT_FABRIC). */
+  readonly fabric?: string;
   readonly now?: Date;
 }
 
@@ -88,8 +91,24 @@ class BundleFiles {
   track(rel: string, sha256?: string): void {
     const p = join(this.root, rel);
     const bytes = statSync(p).size;
-    this.files.push({ path: rel, sha256: sha256 ?? createHash("sha256").update(readFileSync(p)).digest("hex"), bytes });
+    this.files.push({ path: rel, sha256: sha256 ?? hashFile(p), bytes });
   }
+}
+
+/** Bytes read per call when hashing a file. */
+const HASH_CHUNK_BYTES = 1024 * 1024;
+
+/** SHA-256 hex of a file, read in chunks (volumes and snapshots can be large). */
+export function hashFile(path: string): string {
+  const h = createHash("sha256");
+  const buf = Buffer.allocUnsafe(HASH_CHUNK_BYTES);
+  const fd = openSync(path, "r");
+  try {
+    for (let n = readSync(fd, buf, 0, buf.length, null); n > 0; n = readSync(fd, buf, 0, buf.length, null)) h.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest("hex");
 }
 
 /** Writes the bundle of `req.imvu` into the empty directory `dir`; returns the signed manifest envelope. */
@@ -111,9 +130,10 @@ export async function writeBundle(src: ExportSource, req: ExportRequest, dir: st
   out.json(PATHS.platformKel, platformId.kel);
   const zones = writeZones(out, state, req.imvu);
   const mailboxes = writeMail(out, state, src.home, req.imvu);
-  const compute = writeCompute(out, state, src.home, rec);
+  const compute = writeCompute(out, state, src.home, req.fabric ?? EXPORT_FABRIC, rec);
   const network = writeNetwork(out, state, rec);
   const policies = writePolicies(out, state, rec);
+  writeRecords(out, state, rec.name);
   const ledgerEntries = await writeLedger(out, src, req, cp.checkpoint.size, cp.note);
   const statements = await monthlyStatements(state, src.ledger, rec, cp.checkpoint.size, cp.note, req.now ?? new Date());
   for (const s of statements) out.json(statementPath(s.month), { ...s.proven, verifierKey: src.verifierKey });
@@ -193,9 +213,10 @@ function writeMail(out: BundleFiles, state: StateReader, home: string, imvu: str
   return result;
 }
 
-type ComputeInventory = Pick<ExitManifest["inventory"], "workloads" | "volume" | "snapshots">;
+type ComputeInventory = Pick<ExitManifest["inventory"], "workloads" | "volume" | "snapshots" | "sources">;
 
-function writeCompute(out: BundleFiles, state: StateReader, home: string, rec: ImvuRecord): ComputeInventory {
+function writeCompute(out: BundleFiles, state: StateReader, home: string, fabricName: string, rec: ImvuRecord): ComputeInventory {
+  const fabric = join(home, "compute", fabricName);
   const records = state.list("compute-workload", `${rec.name}/`).map(([, w]) => w).filter((w) => w.imvu === rec.name);
   out.json(PATHS.workloads, records);
   const envelope = computeEnvelope(rec);
@@ -204,7 +225,6 @@ function writeCompute(out: BundleFiles, state: StateReader, home: string, rec: I
     w.source.kind === "image" && w.source.ref !== undefined ? w.source.ref : `registry.local/${slug(rec.name)}/${w.name}:latest`;
   const k8s = envelope === undefined ? { apiVersion: "v1", kind: "List", items: [] } : manifestList(renderManifests({ imvu: rec.name, envelope, workloads: specs, image }));
   out.json(PATHS.k8s, k8s);
-  const fabric = join(home, "compute", EXPORT_FABRIC);
   const volumeDir = join(fabric, "volumes", slug(rec.name), "data");
   let volume: ComputeInventory["volume"] = null;
   if (existsSync(volumeDir)) {
@@ -222,7 +242,14 @@ function writeCompute(out: BundleFiles, state: StateReader, home: string, rec: I
     out.copy(file, snapshotPath(hex));
     snapshots.push({ sha256: hex, file: snapshotPath(hex), kind: s.kind });
   }
-  return { workloads: records.map((w) => w.name), volume, snapshots };
+  const sources: ComputeInventory["sources"] = [];
+  for (const sha of new Set(records.flatMap((w) => (w.source.kind === "image" ? [] : [w.source.sha256])))) {
+    const file = sourceTarPath(home, rec.name, sha);
+    if (!existsSync(file)) continue;
+    out.copy(file, sourcePath(sha));
+    sources.push({ sha256: sha, file: sourcePath(sha) });
+  }
+  return { workloads: records.map((w) => w.name), volume, snapshots, sources };
 }
 
 function writeNetwork(out: BundleFiles, state: StateReader, rec: ImvuRecord): Pick<ExitManifest["inventory"], "routes" | "grants"> {
@@ -245,6 +272,14 @@ function writePolicies(out: BundleFiles, state: StateReader, rec: ImvuRecord): P
   out.json(PATHS.delegations, delegations);
   out.json(PATHS.consents, consents);
   return { delegations: delegations.length, consents: consents.length };
+}
+
+/** The rows of the IMVU's domains, revenue accounts, usage reports and throttling episodes, as JSON. */
+function writeRecords(out: BundleFiles, state: StateReader, imvu: string): void {
+  out.json(PATHS.domains, state.list("domain").map(([, d]) => d).filter((d) => d.imvu === imvu));
+  out.json(PATHS.accounts, state.list("revenue-account", `${imvu}/`).map(([, a]) => a).filter((a) => a.imvu === imvu));
+  out.json(PATHS.usage, state.list("usage", `${imvu}/`).map(([, u]) => u).filter((u) => u.imvu === imvu));
+  out.json(PATHS.throttle, state.list("throttle", `${imvu}/`).map(([, t]) => t).filter((t) => t.imvu === imvu));
 }
 
 async function writeLedger(

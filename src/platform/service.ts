@@ -16,12 +16,14 @@ export interface StackPorts {
   readonly submission: number;
   readonly imap: number;
   readonly gateway: number;
+  /** The gateway's TLS port (HTTP/2 and HTTP/1.1 with SNI). */
+  readonly gatewayTls: number;
 }
 
 /** The embedded defaults. */
-export const DEFAULT_PORTS: StackPorts = { api: 8780, dns: 1053, resolver: 1054, smtp: 2525, submission: 2587, imap: 1143, gateway: 8080 };
+export const DEFAULT_PORTS: StackPorts = { api: 8780, dns: 1053, resolver: 1054, smtp: 2525, submission: 2587, imap: 1143, gateway: 8080, gatewayTls: 8443 };
 /** The standard ports `--public` asks for. */
-export const PUBLIC_PORTS: StackPorts = { api: 8780, dns: 53, resolver: 1054, smtp: 25, submission: 587, imap: 993, gateway: 80 };
+export const PUBLIC_PORTS: StackPorts = { api: 8780, dns: 53, resolver: 1054, smtp: 25, submission: 587, imap: 993, gateway: 80, gatewayTls: 443 };
 
 /** What a running stack was configured with. */
 export interface StackConfig {
@@ -38,6 +40,8 @@ export interface ServiceContext {
   readonly config: StackConfig;
   /** One line to the operator's console (prefixed by the module's name). */
   readonly log: (line: string) => void;
+  /** The services started before this one (the gateway finds compute's workload addresses here). */
+  readonly services?: readonly RunningService[];
 }
 
 /** A started service. */

@@ -48,7 +48,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   };
   try {
     for (const m of opts.modules ?? SERVICE_MODULES) {
-      services.push(await m.start({ platform, config: opts.config, log: (line) => log(`${m.name}: ${line}`) }));
+      services.push(await m.start({ platform, config: opts.config, log: (line) => log(`${m.name}: ${line}`), services: [...services] }));
     }
     const modules: ApiModule[] = apiModules(platform, services);
     api = await buildApi({ ledger: platform.ledger, modules });

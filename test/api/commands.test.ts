@@ -131,6 +131,27 @@ test("rate limit: beyond the burst of one identity → 429 with Retry-After; oth
   assert.equal((await post(sign(inst, zoe, createDraft("zoe-rl-late")).json)).status, 201, "the bucket refills");
 });
 
+test("a flood of forged commands from one address is limited too (429), and spends no identity's bucket", async () => {
+  const { pipeline, ledger, verifierKey } = inst.platform;
+  let now = 0;
+  const strict = await buildApi({ ledger, modules: [commandRoutes({ pipeline, unauthenticatedRate: { perSec: 1, burst: 3 }, clock: () => now }), imvuRoutes({ pipeline, ledger, verifierKey })] });
+  try {
+    const good = sign(inst, zoe, createDraft("zoe-flood"));
+    const forged = JSON.stringify({ ...good.envelope, signatures: [{ keyid: `${zoe.id}#0`, sig: toBase64(new Uint8Array(64)) }] });
+    const send = async (body: string) => strict.inject({ method: "POST", url: "/v1/commands", headers: { "content-type": "application/json" }, payload: body });
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await send(forged)).statusCode);
+    assert.deepEqual(statuses, [401, 401, 401, 429, 429]);
+    const limited = await send(good.json);
+    assert.equal(limited.statusCode, 429);
+    assert.ok(Number(limited.headers["retry-after"]) >= 1);
+    now += 5000;
+    assert.equal((await send(good.json)).statusCode, 201, "after the wait the same address is served, and the identity was never charged");
+  } finally {
+    await strict.close();
+  }
+});
+
 test("the token bucket refills at its rate and never above its burst", () => {
   let now = 0;
   const rl = new RateLimiter({ perSec: 2, burst: 3, clock: () => now });

@@ -9,6 +9,7 @@ import { imvuRoutes } from "../../src/api/routes/imvus.ts";
 import { fromBase64, fromHex } from "../../src/core/crypto/bytes.ts";
 import { signRequest } from "../../src/core/crypto/httpsig.ts";
 import { parseStatementJson, recomputeStatement } from "../../src/core/handshake/index.ts";
+import { verifyProvenStatement } from "../../src/core/handshake/proven-statement.ts";
 import type { LocalIdentity } from "../../src/core/identity/index.ts";
 import { leafHash, verifyInclusion } from "../../src/core/ledger/merkle.ts";
 import { openNote, parseCheckpoint } from "../../src/core/ledger/note.ts";
@@ -141,6 +142,10 @@ test("the revenue statement recomputes offline and each entry's proof leads to t
     assert.deepEqual(leaf, fromHex(p.leafHash));
     assert.ok(verifyInclusion(leaf, BigInt(p.index), cp.size, p.inclusionProof.map((h) => fromHex(h) ?? new Uint8Array()), cp.root), `entry ${p.index}`);
   }
+  // The CLI's offline verifier (`revenue verify-statement`) accepts the answer as it is.
+  const proven = verifyProvenStatement(r.json, inst.platform.verifierKey);
+  assert.ok(proven.ok, proven.problems.join("; "));
+  assert.equal(proven.entries, 6);
   // A period before anything happened: no entries, still valid.
   const empty = await signedGet(owner, "/v1/imvus/olgasite/revenue/statement?from=2020-01-01&to=2020-01-31");
   assert.equal(empty.status, 200);

@@ -7,11 +7,17 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fromBase64, parseDsse, toBase64 } from "../../src/core/crypto/index.ts";
-import { EXIT_MANIFEST_PAYLOAD_TYPE, ExitManifestSchema, PATHS, verifyBundle, zonePath } from "../../src/imvu/index.ts";
+import { createIdentity, loadIdentity } from "../../src/core/identity/index.ts";
+import { signRequest } from "../../src/core/crypto/httpsig.ts";
+import { signCommand, type CommandDraft } from "../../src/core/pipeline/sign.ts";
+import { signerOf } from "../../src/platform/platform.ts";
+import { EXPORTABLE_RESOURCES } from "../../src/core/policy/gates.ts";
+import { EXIT_MANIFEST_PAYLOAD_TYPE, ExitManifestSchema, PATHS, RESOURCE_PARTS, verifyBundle, zonePath } from "../../src/imvu/index.ts";
+import { runPython } from "../mail/support-imap.ts";
 import { cleanup, cli, deliver, fillVolume, message, person, startInstallation, tempDir, type Installation } from "./support.ts";
 
 const PASSPHRASE = "correct horse battery staple";
@@ -29,6 +35,7 @@ describe("imvu exit and verify-export", () => {
   let out: string;
   let otherOut: string;
   let passFile: string;
+  let password: string;
 
   before(async () => {
     inst = await startInstallation("nexus-exit-");
@@ -42,7 +49,8 @@ describe("imvu exit and verify-export", () => {
     await must(["imvu", "create", "--name", "stage", "--jurisdiction", "DE"], creator);
     await must(["dns", "set", "--imvu", "stage", "www", "A", "192.0.2.10"], creator);
     await must(["dns", "set", "--imvu", "stage", "@", "TXT", "hello from stage"], creator);
-    await must(["mail", "add", "--imvu", "stage", ADDRESS], creator);
+    password = /^password: (\S+)$/m.exec(await must(["mail", "add", "--imvu", "stage", ADDRESS], creator))?.[1] ?? "";
+    assert.equal(password.length, 24);
     deliver(inst.home, "stage", ADDRESS, [1, 2, 3].map((n) => message(n, ADDRESS)));
     fillVolume(inst.home, "stage", { "index.html": "<h1>stage</h1>\n", "db/notes.txt": "volume data\n" });
     for (const [id, amount] of [["evt_1", "1001"], ["evt_2", "250"]] as const) {
@@ -55,6 +63,14 @@ describe("imvu exit and verify-export", () => {
     }
     await must(["imvu", "create", "--name", "other"], mallory);
     await must(["dns", "set", "--imvu", "other", "www", "A", "192.0.2.99"], mallory);
+    // An admin suspends "other": its exit must still go through (gate 13).
+    const p = inst.stack.platform;
+    const admin = createIdentity(join(tempDir("nexus-admin-"), "keyring"), { name: "admin", makeDefault: true });
+    const asAdmin = (draft: CommandDraft) => p.pipeline.submit(signCommand(draft, signerOf(admin)).json);
+    assert.equal((await asAdmin({ type: "identity.inception", body: { inception: admin.kel[0] } })).outcome, "applied");
+    assert.equal((await p.submitAsPlatform({ type: "admin.add", body: { identity: admin.id } })).outcome, "applied");
+    const s = await asAdmin({ type: "imvu.suspend", imvu: "other", body: { reason: "abuse report 42 under review", emergency: true } });
+    assert.equal(s.outcome, "applied", JSON.stringify(s.gates));
     passFile = join(tempDir("nexus-pass-"), "pass");
     writeFileSync(passFile, `${PASSPHRASE}\n`, { mode: 0o600 });
     out = join(tempDir("nexus-out-"), "bundle");
@@ -82,10 +98,15 @@ describe("imvu exit and verify-export", () => {
     assert.ok(m.inventory.volume, "the volume is exported");
     assert.ok(m.inventory.consistency.length >= 1, "a consistency proof from the checkpoint the CLI saw");
     assert.ok(m.inventory.ledgerEntries.includes(m.exitRequestedIndex));
+    for (const [kind, part] of Object.entries(RESOURCE_PARTS)) {
+      assert.ok(m.files.some((f) => (part.endsWith("/") ? f.path.startsWith(part) : f.path === part)), `${kind}: ${part} is in the bundle`);
+    }
+    assert.deepEqual(Object.keys(RESOURCE_PARTS).sort(), [...EXPORTABLE_RESOURCES].sort(), "every kind gate 13 lets a command create has its place in the bundle");
     const v = await cli(["imvu", "verify-export", out, "--verifier-key", inst.stack.platform.verifierKey], {});
     assert.equal(v.code, 0, v.stdout + v.stderr);
+    assert.equal(inst.stack.platform.state.get("imvu", "other")?.status, "suspended");
     const o = await cli(["imvu", "exit", "--imvu", "other", "--out", otherOut, "--passphrase-file", passFile], mallory);
-    assert.equal(o.code, 0, o.stderr + o.stdout);
+    assert.equal(o.code, 0, `a suspended IMVU exits too: ${o.stderr}${o.stdout}`);
   });
 
   test("independent tools read the bundle: named-checkzone, age, revenue verify-statement, tar", async () => {
@@ -93,15 +114,14 @@ describe("imvu exit and verify-export", () => {
     const nz = spawnSync("named-checkzone", ["stage.nexus.test", zone], { encoding: "utf8" });
     assert.equal(nz.status, 0, nz.stdout + nz.stderr);
     assert.match(readFileSync(zone, "utf8"), /^www\s+\d+\s+IN\s+A\s+192\.0\.2\.10$/m);
-    const age = spawnSync("age", ["--decrypt", "-o", join(tempDir("nexus-age-"), "s.json"), join(out, PATHS.secrets)], { encoding: "utf8", input: `${PASSPHRASE}\n` });
-    if (age.error === undefined && age.status !== null) {
-      // age reads the passphrase from the terminal only; decrypt through a pseudo-terminal with script(1).
-      const outFile = join(tempDir("nexus-age-"), "secrets.json");
-      const sc = spawnSync("script", ["-qec", `age --decrypt -o ${outFile} ${join(out, PATHS.secrets)}`, "/dev/null"], { encoding: "utf8", input: `${PASSPHRASE}\n`, timeout: 60_000 });
-      assert.equal(sc.status, 0, sc.stdout + sc.stderr);
-      const secrets = JSON.parse(readFileSync(outFile, "utf8")) as { passwords: Record<string, string>; dkim: Record<string, unknown[]> };
-      assert.match(secrets.passwords[ADDRESS] ?? "", /^\$scrypt\$/);
-    }
+    // age reads a passphrase from the terminal only: decrypt through a pseudo-terminal (script(1)).
+    const outFile = join(tempDir("nexus-age-"), "secrets.json");
+    const sc = spawnSync("script", ["-qec", `age --decrypt -o ${outFile} ${join(out, PATHS.secrets)}`, "/dev/null"], { encoding: "utf8", input: `${PASSPHRASE}\n`, timeout: 60_000 });
+    assert.equal(sc.status, 0, sc.stdout + sc.stderr);
+    const secrets = JSON.parse(readFileSync(outFile, "utf8")) as { passwords: Record<string, string>; dkim: Record<string, { privateKeyPem: string }[]> };
+    assert.match(secrets.passwords[ADDRESS] ?? "", /^\$scrypt\$/, "the mailbox verifier");
+    assert.match(secrets.dkim["stage.nexus.test"]?.[0]?.privateKeyPem ?? "", /BEGIN PRIVATE KEY/, "the DKIM private key");
+    assert.deepEqual(manifestOf(out).inventory.secrets.contents.filter((c) => c.startsWith("verifier:")), [`verifier:${ADDRESS}`]);
     const st = manifestOf(out).inventory.statements;
     assert.ok(st.length >= 1);
     const withEntries = st.find((s) => s.entries === 2);
@@ -205,5 +225,105 @@ describe("imvu exit and verify-export", () => {
     const r = await cli(["imvu", "exit", "--imvu", "stage", "--out", join(tempDir("nexus-steal-"), "b"), "--passphrase-file", passFile], mallory);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /GATE_DENIED|NOT_FOUND/);
+  });
+
+  test("the bundle route answers the owner only: another identity gets the same 404 as for no IMVU; unsigned 401", async () => {
+    const intruder = loadIdentity(mallory.NEXUS_KEYRING ?? "");
+    const post = async (name: string, signed: boolean): Promise<{ status: number; code: string | undefined }> => {
+      const url = `${inst.stack.apiUrl}/v1/imvus/${name}/exit/bundle`;
+      const headers: Record<string, string> = { "content-type": "application/json" };
+      if (signed) {
+        const sig = signRequest({ method: "POST", url, headers }, { components: ["@method", "@target-uri"], params: { created: Math.floor(Date.now() / 1000), keyid: intruder.id, alg: "ed25519" }, privateKey: intruder.current.privateKey });
+        headers["signature-input"] = sig.signatureInput;
+        headers.signature = sig.signature;
+      }
+      const res = await fetch(url, { method: "POST", headers, body: JSON.stringify({ passphrase: PASSPHRASE, ownerKel: intruder.kel }) });
+      const body = (await res.json()) as { error?: { code?: string } };
+      return { status: res.status, code: body.error?.code };
+    };
+    assert.deepEqual(await post("stage", true), { status: 404, code: "NOT_FOUND" });
+    assert.deepEqual(await post("nosuch", true), { status: 404, code: "NOT_FOUND" });
+    assert.deepEqual(await post("stage", false), { status: 401, code: "API_UNAUTHENTICATED" });
+  });
+
+  test("import on another installation: same dig answers, same mail over IMAP with the same password, the origin's checkpoint recorded", async () => {
+    const second = await startInstallation("nexus-import-");
+    try {
+      const env = { ...creator, NEXUS_API: second.stack.apiUrl };
+      const bad = join(tempDir("nexus-import-bad-"), "b");
+      cpSync(out, bad, { recursive: true });
+      rmSync(join(bad, zonePath("stage.nexus.test.")));
+      const refused = await cli(["imvu", "import", bad, "--passphrase-file", passFile], env);
+      assert.equal(refused.code, 1, refused.stdout + refused.stderr);
+      assert.match(refused.stderr, /EXIT_BUNDLE_INVALID/);
+      assert.equal(second.stack.platform.state.get("imvu", "stage"), undefined, "nothing is created from a bundle that does not verify");
+      const r = await cli(["imvu", "import", out, "--verifier-key", inst.stack.platform.verifierKey, "--passphrase-file", passFile], env);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.match(r.stdout, new RegExp(`imported stage as stage: \\d+ RRsets, ${ADDRESS.replace(/\./g, "\\.")} \\(3 messages\\)`));
+      const rec = second.stack.platform.state.get("imvu", "stage");
+      assert.equal(rec?.owner, manifestOf(out).owner);
+      assert.equal(rec?.importedFrom?.verifierKey, inst.stack.platform.verifierKey);
+      assert.equal(rec?.importedFrom?.treeSize, manifestOf(out).checkpoint.size);
+      const dig = (port: number, name: string, type: string): Promise<string> =>
+        new Promise((resolve, reject) => {
+          const c = spawn("dig", ["+short", "+time=2", "+tries=1", "-p", String(port), "@127.0.0.1", name, type]);
+          let text = "";
+          c.stdout.on("data", (d: Buffer) => (text += d.toString()));
+          c.on("error", reject);
+          c.on("exit", () => resolve(text.trim()));
+        });
+      for (const [name, type] of [["www.stage.nexus.test", "A"], ["stage.nexus.test", "TXT"], ["_dmarc.stage.nexus.test", "TXT"]] as const) {
+        const before = await dig(inst.dnsPort, name, type);
+        assert.notEqual(before, "", `${name} ${type} answered at the origin`);
+        assert.equal(await dig(second.dnsPort, name, type), before, `same answer for ${name} ${type}`);
+      }
+      const LIST = String.raw`
+import imaplib, json, os, ssl
+def fetch(port):
+    c = imaplib.IMAP4("127.0.0.1", int(port))
+    ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+    c.starttls(ssl_context=ctx)
+    c.login(os.environ["USER_"], os.environ["PW"])
+    c.select("INBOX")
+    typ, data = c.search(None, "ALL")
+    out = []
+    for n in data[0].split():
+        typ, msg = c.fetch(n, "(BODY.PEEK[])")
+        out.append(msg[0][1].decode("latin1"))
+    c.logout()
+    return sorted(out)
+print(json.dumps([fetch(os.environ["A"]), fetch(os.environ["B"])]))
+`;
+      const [origin, imported] = (await runPython(LIST, { A: String(inst.imapPort), B: String(second.imapPort), USER_: ADDRESS, PW: password })) as [string[], string[]];
+      assert.equal(origin.length, 3);
+      assert.deepEqual(imported, origin, "the same three messages, byte for byte, over IMAP");
+      const feed = second.stack.platform.state.list("feed", "stage/").map(([, f]) => f.type);
+      assert.ok(feed.includes("imvu.import"), "the new ledger records the import");
+    } finally {
+      await second.stack.stop();
+    }
+  });
+
+  test("after exit the platform keeps serving until the owner departs; then DNS stops answering for it", async () => {
+    // Asynchronous: the DNS server answers from this process's event loop.
+    const dig = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const c = spawn("dig", ["+short", "+time=2", "+tries=1", "-p", String(inst.dnsPort), "@127.0.0.1", "www.stage.nexus.test", "A"]);
+        let text = "";
+        c.stdout.on("data", (d: Buffer) => (text += d.toString()));
+        c.on("error", reject);
+        c.on("exit", () => resolve(text.trim()));
+      });
+    assert.equal(await dig(), "192.0.2.10", "served after the exit request");
+    const d = await cli(["imvu", "depart", "stage"], creator);
+    assert.equal(d.code, 0, d.stderr);
+    let answer = await dig();
+    for (let i = 0; i < 20 && answer !== ""; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      answer = await dig();
+    }
+    assert.equal(answer, "", "no answer for a departed IMVU");
+    const again = verifyBundle(out, { verifierKey: inst.stack.platform.verifierKey });
+    assert.deepEqual(again.problems, [], "the bundle stays valid offline after departure");
   });
 });

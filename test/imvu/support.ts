@@ -8,6 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../src/cli/dev/system.ts";
+import { DEFAULT_PORTS } from "../../src/platform/service.ts";
 import { slug } from "../../src/services/compute/names.ts";
 import { maildirPath, maildirRoot } from "../../src/services/mail/directory.ts";
 import { dnsService } from "../../src/platform/services/dns.ts";
@@ -66,7 +67,7 @@ export interface Installation {
 /** Starts a stack with the DNS and mail services on free ports. */
 export async function startInstallation(prefix: string): Promise<Installation> {
   const home = join(tempDir(prefix), "home");
-  const ports = { api: await freePort(), dns: await freePort(), resolver: await freePort(), smtp: await freePort(), submission: await freePort(), imap: await freePort(), gateway: await freePort() };
+  const ports = { ...DEFAULT_PORTS, gatewayTls: await freePort(), api: await freePort(), dns: await freePort(), resolver: await freePort(), smtp: await freePort(), submission: await freePort(), imap: await freePort(), gateway: await freePort() };
   const mail = createMailService({ resolver: new TestDns().resolver(), hostname: "mail.nexus.test" });
   const stack = await startStack({ home, config: { host: "127.0.0.1", ports, public: false }, modules: [dnsService, mail], log: () => {} });
   return { home, stack, dnsPort: ports.dns, imapPort: ports.imap, smtpPort: ports.smtp };

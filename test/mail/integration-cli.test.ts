@@ -76,7 +76,7 @@ describe("nexus mail (CLI)", () => {
     const ports = { smtp: await freePort(), submission: await freePort(), imap: await freePort() };
     imapPort = ports.imap;
     svc = await createMailService({ resolver: new TestDns().resolver(), hostname: "mail.nexus.test" }).start({
-      platform, config: { host: "127.0.0.1", public: false, ports: { api: 0, dns: 0, resolver: 0, gateway: 0, ...ports } }, log: () => undefined,
+      platform, config: { host: "127.0.0.1", public: false, ports: { api: 0, dns: 0, resolver: 0, gateway: 0, gatewayTls: 0, ...ports } }, log: () => undefined,
     });
     const { pipeline, ledger, verifierKey } = platform;
     api = await buildApi({ ledger, modules: [commandRoutes({ pipeline }), imvuRoutes({ pipeline, ledger, verifierKey }), mailRoutes({ platform })] });

@@ -119,7 +119,7 @@ print(json.dumps(out))
     const module = createMailService({ resolver: dns.resolver(), meterIntervalMs: 250, hostname: "mail.nexus.test" });
     svc = await module.start({
       platform: inst.platform,
-      config: { host: "127.0.0.1", public: false, ports: { api: 0, dns: 0, resolver: 0, gateway: 0, ...ports } },
+      config: { host: "127.0.0.1", public: false, ports: { api: 0, dns: 0, resolver: 0, gateway: 0, gatewayTls: 0, ...ports } },
       log: (line) => logs.push(line),
     });
     api = await buildApi({ ledger: inst.platform.ledger, modules: [mailRoutes({ platform: inst.platform })] });
@@ -213,7 +213,7 @@ print(json.dumps(out))
     const port = await freePort();
     const dnsSvc = await createDnsService({ config: { upstreams: [] } }).start({
       platform: inst.platform,
-      config: { host: "127.0.0.1", public: false, ports: { api: 0, dns: port, resolver: 0, gateway: 0, ...ports } },
+      config: { host: "127.0.0.1", public: false, ports: { api: 0, dns: port, resolver: 0, gateway: 0, gatewayTls: 0, ...ports } },
       log: (line) => logs.push(`dns: ${line}`),
     });
     try {
@@ -346,7 +346,7 @@ print(json.dumps(out))
     for (const k of ["smtp", "submission", "imap"] as const) ports[k] = await freePort();
     svc = await createMailService({ resolver: dns.resolver(), meterIntervalMs: 250, hostname: "mail.nexus.test" }).start({
       platform: inst.platform,
-      config: { host: "127.0.0.1", public: false, ports: { api: 0, dns: 0, resolver: 0, gateway: 0, ...ports } },
+      config: { host: "127.0.0.1", public: false, ports: { api: 0, dns: 0, resolver: 0, gateway: 0, gatewayTls: 0, ...ports } },
       log: (line) => logs.push(line),
     });
     assert.equal(((await imapLogin(READER, "reader-password-3")) as { login: string }).login, "OK");

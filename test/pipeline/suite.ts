@@ -217,8 +217,9 @@ export function pipelineSuite(backend: Backend): void {
       assert.deepEqual(rec?.suspension, { reason: "phishing kit reported by CERT-EU", by: adm.id, index: s.index });
       const feed = inst.platform.state.list("feed", "jonsite/").map(([, f]) => f);
       assert.ok(feed.some((f) => f.index === s.index && f.type === "imvu.suspend" && f.actor === adm.id), "the IMVU is notified in its feed");
-      // The owner resumes (catalogue: admin or owner).
-      await expectApplied(inst, act(inst, jon, { type: "imvu.resume", imvu: "jonsite", body: { reason: "the kit was removed, see ticket 42" } }));
+      // The owner cannot lift its own abuse suspension; an admin lifts it, with a public reason (emergency class).
+      await denied(() => act(inst, jon, { type: "imvu.resume", imvu: "jonsite", body: { reason: "I removed it, trust me" } }), [1]);
+      await expectApplied(inst, act(inst, adm, { type: "imvu.resume", imvu: "jonsite", body: { reason: "the kit was removed, see ticket 42" } }));
       assert.equal(inst.platform.state.get("imvu", "jonsite")?.status, "active");
       assert.equal(inst.platform.state.get("imvu", "jonsite")?.suspension, undefined);
     });

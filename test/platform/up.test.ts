@@ -17,7 +17,7 @@ after(() => {
 });
 
 const MAIN = join(REPO_ROOT, "src/cli/main.ts");
-const ZERO_PORTS = ["api", "dns", "resolver", "smtp", "submission", "imap", "gateway"].flatMap((n) => ["--port", `${n}=0`]);
+const ZERO_PORTS = ["api", "dns", "resolver", "smtp", "submission", "imap", "gateway", "gatewayTls"].flatMap((n) => ["--port", `${n}=0`]);
 const START_TIMEOUT_MS = 120_000;
 
 /** Starts `nexus up`, waits for its banner, sends SIGTERM, and returns what it printed and its exit code. */
@@ -42,9 +42,9 @@ function upAndStop(home: string): Promise<{ stdout: string; stderr: string; code
     });
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
-    child.on("exit", (code) => {
+    child.on("exit", (code, signal) => {
       clearTimeout(timer);
-      resolve({ stdout, stderr, code });
+      resolve({ stdout, stderr: signal === null ? stderr : `${stderr}\n(killed by ${signal})`, code });
     });
   });
 }

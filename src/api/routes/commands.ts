@@ -27,6 +27,10 @@ import { parseInput } from "../params.ts";
 export const COMMANDS_PER_SEC_PER_IDENTITY = 50;
 /** Commands one identity may submit at once above the sustained rate (the bucket's size). */
 export const COMMAND_BURST_PER_IDENTITY = 100;
+/** Sustained rejected-before-authentication requests per second from one client address. */
+export const UNAUTHENTICATED_PER_SEC_PER_ADDRESS = 100;
+/** Burst of those per address. */
+export const UNAUTHENTICATED_BURST_PER_ADDRESS = 200;
 /** Identities whose buckets are remembered (the least recently refilled are forgotten first). */
 export const RATE_BUCKETS_MAX = 100_000;
 /** Media types accepted for a command envelope. */
@@ -92,6 +96,8 @@ export interface CommandRoutesOptions {
   readonly tokens?: TokenAuthority;
   /** The per-identity limit (default COMMANDS_PER_SEC_PER_IDENTITY, COMMAND_BURST_PER_IDENTITY). */
   readonly rate?: { readonly perSec: number; readonly burst: number };
+  /** The per-address limit on requests that fail before their signature verifies (default UNAUTHENTICATED_*_PER_ADDRESS). */
+  readonly unauthenticatedRate?: { readonly perSec: number; readonly burst: number };
   /** Milliseconds clock of the rate limiter (tests move it). */
   readonly clock?: () => number;
 }
@@ -143,7 +149,10 @@ export const commandDocs: OpenApiPaths = {
         "409": jsonResponse("Nonce reused (a replayed command) or identity exists (PIPELINE_NONCE_REUSED, PIPELINE_IDENTITY_EXISTS)", errorRef),
         "413": jsonResponse(`Envelope larger than ${COMMAND_BYTES_MAX} bytes (PIPELINE_TOO_LARGE)`, errorRef),
         "415": jsonResponse("Not JSON (API_MEDIA_TYPE)", errorRef),
-        "429": jsonResponse(`More than ${COMMANDS_PER_SEC_PER_IDENTITY}/s (burst ${COMMAND_BURST_PER_IDENTITY}) from one identity (API_RATE_LIMITED); see Retry-After`, errorRef),
+        "429": jsonResponse(
+          `More than ${COMMANDS_PER_SEC_PER_IDENTITY}/s (burst ${COMMAND_BURST_PER_IDENTITY}) from one identity, or more than ${UNAUTHENTICATED_PER_SEC_PER_ADDRESS}/s (burst ${UNAUTHENTICATED_BURST_PER_ADDRESS}) failing authentication from one address (API_RATE_LIMITED); see Retry-After`,
+          errorRef,
+        ),
         ...errorResponses(500, 503),
       },
     },
@@ -230,16 +239,37 @@ export function commandRoutes(opts: CommandRoutesOptions): ApiModule {
     burst: opts.rate?.burst ?? COMMAND_BURST_PER_IDENTITY,
     ...(opts.clock ? { clock: opts.clock } : {}),
   });
-  const submit = async (raw: unknown, reply: FastifyReply): Promise<FastifyReply> => {
+  // Failures before authentication cost a signature check or a parse and name nobody for sure:
+  // they are limited per client address instead, so a flood of forgeries is bounded too.
+  const strangers = new RateLimiter({
+    perSec: opts.unauthenticatedRate?.perSec ?? UNAUTHENTICATED_PER_SEC_PER_ADDRESS,
+    burst: opts.unauthenticatedRate?.burst ?? UNAUTHENTICATED_BURST_PER_ADDRESS,
+    ...(opts.clock ? { clock: opts.clock } : {}),
+  });
+  const limited = (reply: FastifyReply, waitSec: number, who: string): NexusError => {
+    reply.header("retry-after", String(waitSec));
+    return apiErrors.make("API_RATE_LIMITED", `${who}: retry in ${waitSec} s`, { retryAfterSec: waitSec });
+  };
+  const submit = async (raw: unknown, reply: FastifyReply, address: string): Promise<FastifyReply> => {
+    const addrKey = `addr:${address}`;
+    const addrWait = strangers.take(addrKey);
+    if (addrWait > 0) throw limited(reply, addrWait, `too many failed commands from ${address}`);
+    try {
+      const r = await submitFor(raw, reply);
+      strangers.refund(addrKey);
+      return r;
+    } catch (e) {
+      if (!isNexusError(e) || !UNAUTHENTICATED_REJECTIONS.has(e.code)) strangers.refund(addrKey);
+      throw e;
+    }
+  };
+  const submitFor = async (raw: unknown, reply: FastifyReply): Promise<FastifyReply> => {
     if (typeof raw !== "string" || raw.length === 0) throw pipelineErrors.make("PIPELINE_MALFORMED", "the body must be a DSSE envelope");
     // The actor the command claims; only spent for good once its signature has verified.
     const actor = claimedActor(raw);
     if (actor !== undefined) {
       const waitSec = limiter.take(actor);
-      if (waitSec > 0) {
-        reply.header("retry-after", String(waitSec));
-        throw apiErrors.make("API_RATE_LIMITED", `retry in ${waitSec} s`, { retryAfterSec: waitSec });
-      }
+      if (waitSec > 0) throw limited(reply, waitSec, actor);
     }
     let receipt: Receipt;
     try {
@@ -259,7 +289,7 @@ export function commandRoutes(opts: CommandRoutesOptions): ApiModule {
         scope.removeAllContentTypeParsers();
         scope.addContentTypeParser([...COMMAND_MEDIA_TYPES], { parseAs: "string", bodyLimit: COMMAND_BYTES_MAX }, (_req, body, done) => done(null, body));
         scope.setErrorHandler(scopeError);
-        scope.post("/v1/commands", async (req, reply) => submit(req.body, reply));
+        scope.post("/v1/commands", async (req, reply) => submit(req.body, reply, req.ip));
       });
       app.get("/v1/auth/challenge", async () => ({ challenge: tokens.challenge(), prefix: CHALLENGE_PREFIX, expiresInSec: CHALLENGE_TTL_SEC }));
       app.post("/v1/auth/token", async (req) => {

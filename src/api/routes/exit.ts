@@ -6,16 +6,22 @@
  * have a recorded exit request (the owner's CLI submits one first; it is always accepted, so a
  * suspension cannot block the download). The bundle is written to a staging directory of the
  * data directory, archived as a deterministic tar, streamed, and removed.
+ *   POST /v1/imvus/:name/import/maildir?address=A  (application/x-tar)  → {messages}
+ * The import side (`nexus imvu import`): the owner uploads a mailbox's Maildir from an exit bundle
+ * into a mailbox its signed `mail.mailbox.add` already created here; only message files under
+ * cur/ and new/ (of the top level and of Maildir++ folders) are taken, and none is overwritten.
  */
 import { randomBytes } from "node:crypto";
-import { createReadStream, mkdirSync, rmSync } from "node:fs";
+import { closeSync, createReadStream, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { commonErrors } from "../../core/common-errors.ts";
-import type { StateReader } from "../../core/pipeline/state.ts";
+import type { ImvuRecord, StateReader } from "../../core/pipeline/state.ts";
 import { ImvuName } from "../../core/policy/schemas.ts";
-import { writeTarSync } from "../../services/compute/tar.ts";
+import { readTarSync, safeRelPath, writeTarSync } from "../../services/compute/tar.ts";
+import { maildirPath, maildirRoot } from "../../services/mail/directory.ts";
+import { mailboxKey } from "../../core/pipeline/mail-state.ts";
 import { exitErrors } from "../../imvu/errors.ts";
 import { writeBundle, type ExportSource } from "../../imvu/bundle-writer.ts";
 import type { ApiModule } from "../app.ts";
@@ -29,6 +35,10 @@ import { sharedTokenAuthority } from "./commands.ts";
 export const PASSPHRASE_CHARS_MAX = 1024;
 /** Most checkpoints the owner may say it saw. */
 export const SEEN_SIZES_MAX = 16;
+/** Largest Maildir archive one import request carries. */
+export const MAILDIR_UPLOAD_BYTES_MAX = 1024 * 1024 * 1024;
+/** A message file's place in a Maildir: [.Folder/](cur|new)/<name>. */
+const MAILDIR_FILE_RE = /^(?:\.[^/]{1,200}\/)?(?:cur|new)\/[^/.][^/]{0,254}$/;
 
 /** What the exit route needs (a Platform satisfies it). */
 export interface ExitRoutesOptions {
@@ -46,6 +56,7 @@ const bundleBody = z.strictObject({
   seen: z.array(z.string().regex(/^\d{1,20}$/)).max(SEEN_SIZES_MAX).optional(),
 });
 
+const maildirQuery = z.strictObject({ address: z.string().min(3).max(320) });
 const errorRef = { $ref: "#/components/schemas/Error" };
 
 /** The OpenAPI description of the exit route. */
@@ -61,6 +72,19 @@ export const exitDocs: OpenApiPaths = {
         "401": jsonResponse("Unsigned or badly signed request (API_UNAUTHENTICATED)", errorRef),
         "404": jsonResponse("No IMVU of that name owned by the caller (NOT_FOUND)", errorRef),
         "409": jsonResponse("No exit request recorded (EXIT_NOT_REQUESTED)", errorRef),
+      },
+    },
+  },
+  "/v1/imvus/{name}/import/maildir": {
+    post: {
+      summary: "Upload a mailbox's Maildir (application/x-tar) from an exit bundle into an existing mailbox of the caller's IMVU",
+      security: [{ httpSignature: [] }, { bearer: [] }],
+      parameters: [parameter("name", "path", ImvuName, "the IMVU's name", true), parameter("address", "query", z.string(), "the mailbox", true)],
+      responses: {
+        "200": jsonResponse("Messages stored", { type: "object", required: ["messages"], properties: { messages: { type: "integer" } } }),
+        "400": jsonResponse("Bad archive or query (INPUT_INVALID)", errorRef),
+        "401": jsonResponse("Unsigned or badly signed request (API_UNAUTHENTICATED)", errorRef),
+        "404": jsonResponse("No such IMVU or mailbox among the caller's (NOT_FOUND)", errorRef),
       },
     },
   },
@@ -81,13 +105,27 @@ export function exitRoutes(opts: ExitRoutesOptions): ApiModule {
     name: "exit",
     docs: exitDocs,
     register: (app: FastifyInstance) => {
-      app.post("/v1/imvus/:name/exit/bundle", async (req, reply) => {
+      /** The IMVU of the path when the caller owns it; 404 otherwise (gate 16). */
+      const owned = (req: FastifyRequest): { name: string; rec: ImvuRecord } => {
         const url = `${req.protocol}://${req.headers.host ?? "localhost"}${req.url}`;
         const who = callerOf(state(), tokens, { method: req.method, url, headers: headersOf(req) }, clockSec());
         if (who === undefined) throw apiErrors.make("API_UNAUTHENTICATED");
         const { name } = parseInput(nameParams, req.params, "path");
         const rec = state().get("imvu", name);
         if (!rec || rec.owner !== who) throw commonErrors.make("NOT_FOUND", `no IMVU ${name} among yours`);
+        return { name, rec };
+      };
+      app.addContentTypeParser("application/x-tar", { parseAs: "buffer", bodyLimit: MAILDIR_UPLOAD_BYTES_MAX }, (_req, body, done) => done(null, body));
+      app.post("/v1/imvus/:name/import/maildir", async (req) => {
+        const { name } = owned(req);
+        const { address } = parseInput(maildirQuery, req.query, "query");
+        const m = state().get("mail-mailbox", mailboxKey(name, address.toLowerCase()));
+        if (!m || m.deletingIndex !== undefined) throw commonErrors.make("NOT_FOUND", `no mailbox ${address} in ${name}`);
+        if (!Buffer.isBuffer(req.body)) throw commonErrors.make("INPUT_INVALID", "body: send the Maildir as application/x-tar", { field: "body" });
+        return { messages: storeMaildir(opts.platform.home, name, m.address, req.body) };
+      });
+      app.post("/v1/imvus/:name/exit/bundle", async (req, reply) => {
+        const { name, rec } = owned(req);
         const body = parseInput(bundleBody, req.body, "body");
         if (!rec.exit) throw exitErrors.make("EXIT_NOT_REQUESTED", name);
         const staging = join(opts.platform.home, "exports", `${name}-${randomBytes(8).toString("hex")}`);
@@ -115,4 +153,41 @@ export function exitRoutes(opts: ExitRoutesOptions): ApiModule {
       });
     },
   };
+}
+
+/** Unpacks an uploaded Maildir archive into the mailbox's Maildir; returns the messages stored. */
+function storeMaildir(home: string, imvu: string, address: string, tar: Buffer): number {
+  const root = maildirPath(maildirRoot(home), imvu, address);
+  const tmp = join(home, "exports", `upload-${randomBytes(8).toString("hex")}.tar`);
+  mkdirSync(join(home, "exports"), { recursive: true, mode: 0o700 });
+  writeFileSync(tmp, tar, { mode: 0o600 });
+  let messages = 0;
+  try {
+    readTarSync(tmp, (e, data) => {
+      if (e.type === "dir") return;
+      let rel: string;
+      try {
+        rel = safeRelPath(e.path);
+      } catch {
+        throw commonErrors.make("INPUT_INVALID", `body: unsafe path ${JSON.stringify(e.path)}`, { field: "body" });
+      }
+      if (e.type !== "file" || !MAILDIR_FILE_RE.test(rel)) throw commonErrors.make("INPUT_INVALID", `body: ${rel} is not a Maildir message file`, { field: "body" });
+      const target = join(root, rel);
+      if (existsSync(target)) return data(() => {});
+      for (const sub of ["cur", "new", "tmp"]) mkdirSync(join(target, "..", "..", sub), { recursive: true, mode: 0o700 });
+      const fd = openSync(target, "wx", 0o600);
+      try {
+        data((chunk) => void writeSync(fd, chunk));
+      } finally {
+        closeSync(fd);
+      }
+      messages++;
+    });
+  } catch (e) {
+    if (e instanceof Error && "code" in e && typeof e.code === "string" && e.code.startsWith("COMPUTE_")) throw commonErrors.make("INPUT_INVALID", `body: ${e.message}`, { field: "body" });
+    throw e;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  return messages;
 }

@@ -7,6 +7,9 @@
  * manifest with the owner's key. Exit 0 done, 1 the bundle does not verify (nothing countersigned).
  *
  * verify-export: offline, no server; exit 0 valid, 1 with the list of what is missing or altered.
+ *
+ * import: on another installation, verifies the bundle, then re-creates the IMVU through the
+ * owner's signed commands (src/imvu/import-plan.ts) and uploads each mailbox's Maildir.
  */
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
@@ -19,8 +22,12 @@ import { parseDsse } from "../../core/crypto/index.ts";
 import { signRequest } from "../../core/crypto/httpsig.ts";
 import { keyringDir } from "../../core/identity/index.ts";
 import { readTarSync, safeRelPath } from "../../services/compute/tar.ts";
+import { Decrypter } from "age-encryption";
+import { tmpdir } from "node:os";
+import { writeTarSync } from "../../services/compute/tar.ts";
 import { countersign, exitErrors, MANIFEST_FILE, PATHS, verifyBundle, type BundleReport } from "../../imvu/index.ts";
-import { apiBase, clientErrors, localIdentity, observeCheckpoint, submitDraft, trustedVerifierKey } from "../client.ts";
+import { importPlan, readManifest } from "../../imvu/import-plan.ts";
+import { apiBase, apiGetPublic, clientErrors, localIdentity, observeCheckpoint, submitDraft, trustedVerifierKey } from "../client.ts";
 import { action, emit } from "../output.ts";
 import { apiFlags, clientOpts, ensureRegistered, printReceipt, type ApiFlags } from "./imvu.ts";
 
@@ -66,23 +73,25 @@ async function readPassphrase(file: string | undefined): Promise<string> {
   return p;
 }
 
-async function download(f: ExitFlags, body: string, tarPath: string): Promise<void> {
-  const api = apiBase(clientOpts(f));
-  const url = `${api}/v1/imvus/${f.imvu}/exit/bundle`;
+async function signedPost(f: ApiFlags, path: string, contentType: string, body: string | Uint8Array): Promise<Response> {
+  const url = `${apiBase(clientOpts(f))}${path}`;
   const id = localIdentity(clientOpts(f));
-  const headers: Record<string, string> = { "content-type": "application/json", accept: "application/x-tar, application/json" };
+  const headers: Record<string, string> = { "content-type": contentType, accept: "application/x-tar, application/json" };
   const sig = signRequest(
     { method: "POST", url, headers },
     { components: ["@method", "@target-uri"], params: { created: Math.floor(Date.now() / 1000), keyid: id.id, alg: "ed25519" }, privateKey: id.current.privateKey },
   );
   headers["signature-input"] = sig.signatureInput;
   headers.signature = sig.signature;
-  let res: Response;
   try {
-    res = await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(EXIT_DOWNLOAD_TIMEOUT_MS) });
+    return await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(EXIT_DOWNLOAD_TIMEOUT_MS) });
   } catch (e) {
     throw clientErrors.make("CLIENT_API_UNREACHABLE", `${url}: ${e instanceof Error ? e.message : String(e)}`);
   }
+}
+
+async function download(f: ExitFlags, body: string, tarPath: string): Promise<void> {
+  const res = await signedPost(f, `/v1/imvus/${f.imvu}/exit/bundle`, "application/json", body);
   if (res.status !== 200 || res.body === null) {
     const text = await res.text();
     const code = /"code":"([A-Z_]+)"/.exec(text)?.[1];
@@ -167,7 +176,66 @@ async function exitCmd(f: ExitFlags): Promise<void> {
   else if (!f.json) process.stdout.write(`countersigned by ${me.id}; the platform keeps serving ${f.imvu} until \`nexus imvu depart ${f.imvu}\` or the grace period ends\n`);
 }
 
-/** Adds `exit` and `verify-export` to the existing `imvu` command. */
+interface ImportFlags extends ApiFlags {
+  readonly name?: string;
+  readonly passphraseFile?: string;
+  readonly verifierKey?: string;
+}
+
+async function submitOk(what: string, draft: Parameters<typeof submitDraft>[0], f: ImportFlags): Promise<void> {
+  const r = await submitDraft(draft, clientOpts(f));
+  if (!f.json) printReceipt(what, r, false);
+}
+
+async function importCmd(dirArg: string, f: ImportFlags): Promise<void> {
+  const dir = resolve(dirArg);
+  const report = verifyBundle(dir, { verifierKey: f.verifierKey });
+  if (!report.ok) {
+    printReport(report, f.json, dir);
+    throw exitErrors.make("EXIT_BUNDLE_INVALID", `${report.problems.length} problems; nothing imported`);
+  }
+  const { manifest } = readManifest(dir);
+  const me = localIdentity(clientOpts(f));
+  if (me.id !== manifest.owner) throw commonErrors.make("INPUT_INVALID", `the bundle is ${manifest.owner}'s; import it with that identity's keyring (--as)`, { field: "as" });
+  let verifiers: Record<string, string> = {};
+  if (manifest.inventory.mailboxes.length > 0) {
+    const d = new Decrypter();
+    d.addPassphrase(await readPassphrase(f.passphraseFile));
+    const secrets = JSON.parse(await d.decrypt(readFileSync(join(dir, PATHS.secrets)), "text")) as { passwords: Record<string, string> };
+    verifiers = secrets.passwords;
+  }
+  await ensureRegistered(f);
+  const platform = await apiGetPublic<{ baseDomain: string }>("/v1/platform", clientOpts(f));
+  const plan = importPlan(dir, { name: f.name ?? manifest.imvu, baseDomain: platform.baseDomain, verifiers });
+  await submitOk(`imvu ${plan.imvu}`, plan.create, f);
+  await submitOk(`import of ${manifest.imvu} (origin tree size ${manifest.checkpoint.size})`, plan.record, f);
+  for (const d of plan.rrsets) await submitOk(`${String(d.body.name)} ${String(d.body.type)}`, d, f);
+  const imported: { address: string; messages: number }[] = [];
+  for (const m of plan.mailboxes) {
+    await submitOk(`mailbox ${m.address}`, m.draft, f);
+    const v = await fetch(`${apiBase(clientOpts(f))}/v1/mail/verifiers`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ imvu: plan.imvu, address: m.address, verifier: m.verifier }),
+    });
+    if (v.status !== 200) throw clientErrors.make("CLIENT_BAD_RESPONSE", `verifier of ${m.address}: HTTP ${v.status} ${await v.text()}`);
+    const tar = join(tmpdir(), `nexus-import-${process.pid}-${imported.length}.tar`);
+    try {
+      writeTarSync(join(dir, m.maildir), tar);
+      const r = await signedPost(f, `/v1/imvus/${plan.imvu}/import/maildir?address=${encodeURIComponent(m.address)}`, "application/x-tar", readFileSync(tar));
+      const body = (await r.json()) as { messages?: number };
+      if (r.status !== 200) throw clientErrors.make("CLIENT_BAD_RESPONSE", `Maildir of ${m.address}: HTTP ${r.status} ${JSON.stringify(body)}`);
+      imported.push({ address: m.address, messages: body.messages ?? 0 });
+    } finally {
+      rmSync(tar, { force: true });
+    }
+  }
+  emit({ imvu: plan.imvu, rrsets: plan.rrsets.length, mailboxes: imported, skipped: plan.skipped }, f.json, (v) =>
+    [`imported ${manifest.imvu} as ${v.imvu}: ${v.rrsets} RRsets, ${v.mailboxes.map((m) => `${m.address} (${m.messages} messages)`).join(", ") || "no mailboxes"}`, ...v.skipped.map((s) => `not imported: ${s}`)].join("\n"),
+  );
+}
+
+/** Adds `exit`, `verify-export` and `import` to the existing `imvu` command. */
 export function register(program: Command): void {
   const imvu = program.commands.find((c) => c.name() === "imvu");
   if (!imvu) throw new Error("invariant: `imvu` is registered before its exit verbs");
@@ -190,4 +258,10 @@ export function register(program: Command): void {
         if (!r.ok) process.exitCode = 1;
       }),
     );
+  apiFlags(imvu.command("import").argument("<dir>", "a verified exit bundle"))
+    .description("re-create an exited IMVU here from its bundle (signed commands; the ledger records the origin's checkpoint)")
+    .option("--name <label>", "the IMVU's name here (default: its name at the origin)")
+    .option("--passphrase-file <file>", "passphrase of the bundle's secrets (default: stdin, or a prompt)")
+    .option("--verifier-key <vkey>", "the origin platform's checkpoint verifier key (default: the one in the bundle; NEXUS_VERIFIER_KEY pins this installation's)")
+    .action(action(importCmd));
 }

@@ -31,7 +31,7 @@ const PORT_NAMES = Object.keys(DEFAULT_PORTS) as (keyof StackPorts)[];
 export function parsePorts(base: StackPorts, overrides: readonly string[]): StackPorts {
   const out: Record<string, number> = { ...base };
   for (const o of overrides) {
-    const m = /^([a-z]+)=(\d{1,5})$/.exec(o);
+    const m = /^([a-zA-Z]+)=(\d{1,5})$/.exec(o);
     const name = m?.[1] as keyof StackPorts | undefined;
     const port = Number(m?.[2]);
     if (!m || !name || !PORT_NAMES.includes(name) || port > 65_535) {

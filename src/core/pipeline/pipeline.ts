@@ -111,7 +111,13 @@ export class Pipeline {
     );
     p.memory.loadAll(await readProjection(opts.db));
     if (opts.ledger.size > 0n) {
-      const last = Date.parse(String(parseEntry(await opts.ledger.entry(opts.ledger.size - 1n)).time));
+      // The floor of entry times; an entry that is not the pipeline's (unparseable) sets none.
+      let last = Number.NaN;
+      try {
+        last = Date.parse(String(parseEntry(await opts.ledger.entry(opts.ledger.size - 1n)).time));
+      } catch {
+        // replay reports such an entry; the sequencer only loses its time floor
+      }
       if (Number.isFinite(last)) p.lastTimeMs = last;
     }
     return p;

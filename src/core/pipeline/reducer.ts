@@ -116,6 +116,11 @@ export function reduce(state: StateReader, cmd: Command, facts: EntryFacts): Cha
       return [
         updateImvu(state, cmd.imvu, (r) => ({ ...r, exit: { ...r.exit, requestedIndex: r.exit?.requestedIndex ?? index, departedIndex: index } })),
       ];
+    case "imvu.import": {
+      const b = cmd.body;
+      const treeSize = /\n(\d+)\n/.exec(b.checkpoint)?.[1] ?? "0";
+      return [updateImvu(state, cmd.imvu, (r) => ({ ...r, importedFrom: { index, originImvu: b.originImvu, verifierKey: b.verifierKey, treeSize, manifest: b.manifest } }))];
+    }
     case "imvu.exit.expire":
       // Gate 13 applied it only after an exit request and the whole grace period.
       return [updateImvu(state, cmd.imvu, (r) => ({ ...r, exit: { ...r.exit, requestedIndex: r.exit?.requestedIndex ?? index, departedIndex: index, expired: true } }))];

@@ -58,6 +58,8 @@ export interface ImvuRecord {
     /** Set when the departure is the grace period's end (imvu.exit.expire), not the owner's. */
     readonly expired?: true;
   };
+  /** Set by imvu.import: the exit bundle it came from (the origin's verifier key, checkpoint size, manifest digest). */
+  readonly importedFrom?: { readonly index: string; readonly originImvu: string; readonly verifierKey: string; readonly treeSize: string; readonly manifest: string };
   readonly createdIndex: string;
 }
 

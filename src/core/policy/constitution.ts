@@ -88,11 +88,12 @@ export const CATALOGUE: Readonly<Record<CommandType, CatalogueEntry>> = {
   "imvu.create": { gates: [3, 7, 9, 13], actors: ["person"], imvu: "required" },
   "imvu.envelope.change": { gates: [2, 7, 10, 15], actors: ["owner", "delegate", "admin"], imvu: "required" },
   "imvu.suspend": { gates: [2, 10, 13], actors: ["admin"], imvu: "required", emergency: true },
-  "imvu.resume": { gates: [2, 10], actors: ["admin", "owner"], imvu: "required" },
+  "imvu.resume": { gates: [2, 10], actors: ["admin"], imvu: "required", emergency: true },
   "imvu.exit.request": { gates: [2, 13], actors: ["owner"], imvu: "required" },
   "imvu.depart": { gates: [2, 13], actors: ["owner"], imvu: "required" },
   // The grace period's end (docs/exit.md): the platform records the departure the owner did not confirm.
   "imvu.exit.expire": { gates: [2, 13], actors: ["platform"], imvu: "required" },
+  "imvu.import": { gates: [2, 13], actors: ["owner"], imvu: "required" },
   "consent.give": { gates: [2, 10], actors: ["owner"], imvu: "required" },
   "revenue.record": { gates: [2, 6], actors: ["service:revenue-source"], imvu: "required" },
   "revenue.refund": { gates: [2, 6], actors: ["service:revenue-source"], imvu: "required" },

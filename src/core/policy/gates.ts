@@ -6,6 +6,7 @@
  */
 import { CATALOGUE, gatesFor, type GateNumber } from "./constitution.ts";
 import { deny, ok, type Gate, type GateContext, type Verdict } from "./context.ts";
+import { openNote, parseCheckpoint } from "../ledger/note.ts";
 import { EnvelopeSchema, raisedLimits, type Envelope } from "./envelope.ts";
 import {
   computeBelowUse, computeCreatedKinds, computeIsolation, computeJurisdiction, computeLeakage, computeQuota, computeSnapshots,
@@ -225,7 +226,7 @@ const consentLogging: Gate = (ctx) => {
   if (isOwner(ctx)) return ok("signed by the owner");
   if (ctx.actorClasses.has("delegate")) return ok("signed by a delegate within the scope the owner signed");
   if (CATALOGUE[ctx.cmd.type].emergency) {
-    if (ctx.cmd.type === "imvu.suspend" && ctx.cmd.body.reason.trim().length >= 10) {
+    if ((ctx.cmd.type === "imvu.suspend" || ctx.cmd.type === "imvu.resume") && ctx.cmd.body.reason.trim().length >= 10) {
       return ok("emergency class with a public reason; the IMVU is notified through its feed; exit stays open");
     }
     return deny("an emergency action must carry a public reason");
@@ -254,6 +255,7 @@ const exitPortability: Gate = (ctx) => {
   }
   if (cmd.type === "imvu.suspend") return ok("suspension never blocks exit");
   if (cmd.type === "imvu.exit.expire") return graceEnded(ctx);
+  if (cmd.type === "imvu.import") return importedCheckpoint(cmd.body.verifierKey, cmd.body.checkpoint);
   const kinds = createdKinds(cmd);
   const bad = kinds.filter((k) => !EXPORTABLE_RESOURCES.has(k));
   if (bad.length > 0) return deny(`cannot create ${bad.join(", ")}: not exportable`);
@@ -272,6 +274,16 @@ function graceEnded(ctx: GateContext): { pass: true; reason: string } | { pass: 
   const ends = Date.parse(exit.requestedAt) + EXIT_GRACE_MS;
   if (Date.parse(ctx.time) < ends) return deny(`the grace period runs until ${new Date(ends).toISOString()}`);
   return ok(`the grace period after the exit request at ledger index ${exit.requestedIndex} has ended`);
+}
+
+/** Gate 13 for imvu.import: the origin's checkpoint is a signed note that verifies with the origin's key. */
+function importedCheckpoint(vkey: string, note: string): { pass: true; reason: string } | { pass: false; reason: string } {
+  try {
+    const cp = parseCheckpoint(openNote(note, [vkey]).text);
+    return ok(`imports a bundle proven to the origin's checkpoint of size ${cp.size}`);
+  } catch (e) {
+    return deny(`the origin checkpoint does not verify with the origin's key: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 function createdKinds(cmd: Command): string[] {

@@ -115,6 +115,15 @@ export const BODY_SCHEMAS = {
   "imvu.exit.request": empty,
   "imvu.depart": empty,
   "imvu.exit.expire": empty,
+  // The import of an exit bundle made elsewhere (docs/exit.md, "Import"): the origin's signed checkpoint and key.
+  "imvu.import": z
+    .object({
+      originImvu: ImvuName,
+      verifierKey: z.string().min(1).max(1000),
+      checkpoint: z.string().min(1).max(65_536),
+      manifest: z.string().regex(/^[0-9a-f]{64}$/, "the SHA-256 hex of the bundle's manifest payload"),
+    })
+    .strict(),
   "consent.give": z.object({ digest: Digest, note: z.string().max(LIMITS.reasonCharsMax).optional() }).strict(),
   "revenue.record": z
     .object({

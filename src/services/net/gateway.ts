@@ -5,10 +5,9 @@
  * from `setRoutes` (the ledger projection); throttling episodes and usage leave only through the
  * `onThrottle` and `onUsage` callbacks (the platform adapter signs them as commands).
  */
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
-import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
+import type { Http2SecureServer } from "node:http2";
 import type { Duplex } from "node:stream";
-import { once } from "node:events";
 import { netErrors, type NetErrorCode } from "./errors.ts";
 import { CertStore } from "./certs.ts";
 import { decide, identify, type Decision, type DecideContext, type RequestView } from "./decide.ts";
@@ -22,6 +21,7 @@ import { EpisodeTracker, SliceBook, type SliceRefusal, type SliceState, type Thr
 import { Capacity } from "./capacity.ts";
 import { Upstreams, proxyRequest } from "./proxy.ts";
 import { proxyUpgrade, refuseRaw } from "./upgrade.ts";
+import { listen, plainServer, tlsServer, type AnyReq, type AnyRes, type ServerHandlers } from "./servers.ts";
 
 /** The port of the embedded default (ARCHITECTURE.md); `--public` uses 80 and 443. */
 export const GATEWAY_PORT_DEFAULT = 8080;
@@ -139,8 +139,6 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-type AnyReq = IncomingMessage | Http2ServerRequest;
-type AnyRes = ServerResponse | Http2ServerResponse;
 
 /** The JSON body of a refusal: the code only, so a refusal reveals nothing else. */
 export function refusalBody(code: NetErrorCode): string {
@@ -273,8 +271,22 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       emit({ type: "fault", where: "decide", message: String(e) });
       d = { type: "refuse", code: "NET_REQUEST_INVALID" };
     }
-    if (d instanceof Promise) d.then((x) => serve(req, res, scheme, x), () => refuse(res, "NET_REQUEST_INVALID"));
-    else serve(req, res, scheme, d);
+    if (d instanceof Promise) d.then((x) => guarded(res, () => serve(req, res, scheme, x)), () => guarded(res, () => refuse(res, "NET_REQUEST_INVALID")));
+    else guarded(res, () => serve(req, res, scheme, d));
+  };
+
+  /** Runs `f`; a throw (a client gone mid-answer, a bug) ends this exchange only, never the process. */
+  const guarded = (target: AnyRes | Duplex, f: () => void): void => {
+    try {
+      f();
+    } catch (e) {
+      emit({ type: "fault", where: "request", message: e instanceof Error ? e.message : String(e) });
+      try {
+        target.destroy();
+      } catch {
+        // already gone
+      }
+    }
   };
 
   const serve = (req: AnyReq, res: AnyRes, scheme: "http" | "https", d: Decision): void => {
@@ -286,7 +298,9 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       return;
     }
     if (d.type === "session") {
-      void sessionEndpoint(req, res, scheme, d);
+      sessionEndpoint(req, res, scheme, d).catch((e: unknown) => guarded(res, () => {
+        throw e;
+      }));
       return;
     }
     const a = admit(d);
@@ -343,7 +357,8 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     upgraded.add(socket);
     socket.once("close", () => upgraded.delete(socket));
     const isWs = String(req.headers.upgrade ?? "").toLowerCase() === "websocket";
-    const d0: Decision | Promise<Decision> = isWs ? decide(view(req, scheme), ctx()) : { type: "refuse", code: "NET_REQUEST_INVALID" };
+    let d0: Decision | Promise<Decision> = { type: "refuse", code: "NET_REQUEST_INVALID" };
+    if (isWs) guarded(socket, () => void (d0 = decide(view(req, scheme), ctx())));
     const go = (d: Decision): void => {
       if (d.type !== "serve") {
         if (d.type === "refuse" && d.route !== undefined) meter.route(d.route.id, d.route.imvu).denied++;
@@ -359,8 +374,9 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       proxyUpgrade({ req, socket, head, route: d.route, host: d.host, target: `${d.path}${d.query}`, identity: d.identity, scheme, version: table.version },
         { counters: a.c, timeoutMs: limits.upstreamTimeoutMs, headerBytesMax: limits.headerBytesMax, done: () => a.state.release() });
     };
-    if (d0 instanceof Promise) d0.then(go, () => socket.destroy());
-    else go(d0);
+    const d1 = d0 as Decision | Promise<Decision>;
+    if (d1 instanceof Promise) d1.then((d) => guarded(socket, () => go(d)), () => socket.destroy());
+    else guarded(socket, () => go(d1));
   };
 
   const clientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
@@ -394,59 +410,18 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   let port: number | undefined;
   let tlsPort: number | undefined;
   try {
+    const handlers: ServerHandlers = {
+      request: onRequest, upgrade: onUpgrade, clientError,
+      drop: () => void meter.gateway.connectionsRefused++,
+      fault: (where, message) => emit({ type: "fault", where, message }),
+    };
     if (o.port !== null) {
-      const s = createHttpServer({
-        maxHeaderSize: limits.headerBytesMax,
-        headersTimeout: limits.headersTimeoutMs,
-        requestTimeout: limits.requestTimeoutMs,
-        keepAliveTimeout: limits.keepAliveTimeoutMs,
-        connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
-        requireHostHeader: true,
-        joinDuplicateHeaders: false,
-        insecureHTTPParser: false,
-      });
-      s.maxHeadersCount = limits.headersCountMax;
-      s.maxConnections = limits.connectionsMax;
-      s.on("request", (req, res) => onRequest(req, res, "http"));
-      s.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(req, socket, head, "http"));
-      s.on("clientError", clientError);
-      s.on("drop", () => void meter.gateway.connectionsRefused++);
+      const s = plainServer(limits, handlers);
       port = await listen(s, host, o.port ?? GATEWAY_PORT_DEFAULT, reusePort);
       servers.push(s);
     }
     if (o.tls !== undefined && certs !== undefined) {
-      const s = createSecureServer({
-        key: certs.defaultCreds.key,
-        cert: certs.defaultCreds.cert,
-        allowHTTP1: true,
-        SNICallback: (name, cb) => {
-          try {
-            cb(null, certs.context(name));
-          } catch (e) {
-            emit({ type: "fault", where: "sni", message: String(e) });
-            cb(e as Error);
-          }
-        },
-        settings: { maxConcurrentStreams: limits.h2StreamsMax, maxHeaderListSize: limits.headerBytesMax },
-        maxSessionInvalidFrames: 100,
-        maxSessionRejectedStreams: 100,
-        peerMaxConcurrentStreams: limits.h2StreamsMax,
-        unknownProtocolTimeout: limits.headersTimeoutMs,
-      });
-      s.setTimeout(limits.keepAliveTimeoutMs * 6);
-      const h1 = s as unknown as { headersTimeout: number; requestTimeout: number; maxConnections: number };
-      h1.headersTimeout = limits.headersTimeoutMs;
-      h1.requestTimeout = limits.requestTimeoutMs;
-      s.maxConnections = limits.connectionsMax;
-      s.on("request", (req: AnyReq, res: AnyRes) => onRequest(req, res, "https"));
-      s.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(req, socket, head, "https"));
-      // With allowHTTP1 the HTTP/1.1 parser's errors arrive as node:http's clientError.
-      (s as unknown as NodeJS.EventEmitter).on("clientError", clientError);
-      s.on("tlsClientError", (_e, socket) => socket.destroy());
-      s.on("secureConnection", (sock) => {
-        tlsSockets.add(sock);
-        sock.once("close", () => tlsSockets.delete(sock));
-      });
+      const s = tlsServer(limits, certs, handlers, tlsSockets);
       tlsPort = await listen(s, host, o.tls.port, reusePort);
       servers.push(s);
     }
@@ -499,15 +474,4 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       await upstreams.close();
     },
   };
-}
-
-async function listen(s: HttpServer | Http2SecureServer, host: string, port: number, reusePort: boolean): Promise<number> {
-  try {
-    s.listen({ host, port, reusePort });
-    await once(s, "listening");
-  } catch (e) {
-    throw netErrors.make("NET_BIND_FAILED", `${host}:${port}: ${e instanceof Error ? e.message : String(e)}`);
-  }
-  const a = s.address();
-  return typeof a === "object" && a !== null ? a.port : port;
 }

@@ -190,12 +190,14 @@ export function proxyRequest(p: ProxyTarget, e: ProxyEnv): Promise<void> {
     const w = res as ServerResponse;
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart: (c) => void (controller = c),
-      onResponseStart: (_c, status, headers) => {
+      onResponseStart: (c, status, headers) => {
         started = true;
+        if (res.destroyed) return c.abort(new Error("the client went away"));
         w.writeHead(status, responseHeaders(headers, p.version));
         e.meter.status(e.counters, status);
       },
       onResponseData: (c, chunk) => {
+        if (res.destroyed) return c.abort(new Error("the client went away"));
         e.counters.bytesOut += chunk.length;
         const wait = e.slice.bandwidth.take(chunk.length, e.now());
         if (wait > 0) {
@@ -215,6 +217,7 @@ export function proxyRequest(p: ProxyTarget, e: ProxyEnv): Promise<void> {
         }
       },
       onResponseEnd: () => {
+        if (res.destroyed) return finish();
         if (pending !== undefined) w.end(pending);
         else w.end();
         finish();
