@@ -15,5 +15,14 @@ import type { RunningService } from "./service.ts";
 /** Route modules for a started platform and its running services. */
 export function apiModules(platform: Platform, services: readonly RunningService[]): ApiModule[] {
   const { pipeline, ledger, verifierKey } = platform;
-  return [commandRoutes({ pipeline }), imvuRoutes({ pipeline, ledger, verifierKey }), consoleReadRoutes({ pipeline }), mailRoutes({ platform }), dnsRoutes({ platform, verifier: dnsServiceOf(services) }), exitRoutes({ platform }), consoleRoutes({ distDir: CONSOLE_DIST_DIR })];
+  return [
+    commandRoutes({ pipeline }),
+    imvuRoutes({ pipeline, ledger, verifierKey }),
+    consoleReadRoutes({ pipeline }),
+    mailRoutes({ platform }),
+    dnsRoutes({ platform, verifier: dnsServiceOf(services) }),
+    computeRoutes({ platform, compute: computeOf(services) }),
+    exitRoutes({ platform }),
+    consoleRoutes({ distDir: CONSOLE_DIST_DIR }),
+  ];
 }
