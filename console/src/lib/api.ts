@@ -68,6 +68,13 @@ export async function getPublic<T>(path: string): Promise<T> {
   return r.json as T;
 }
 
+/** A POST of JSON answered with 200 and JSON (errors keep the server's code), e.g. POST /v1/mail/verifiers. */
+export async function postJson<T>(path: string, body: unknown): Promise<T> {
+  const r = await call("POST", path, { body: JSON.stringify(body) });
+  if (r.status !== 200) throw errorOf(r.status, r.json);
+  return r.json as T;
+}
+
 /** The platform's public facts. */
 export interface PlatformInfo {
   readonly platformId: string;

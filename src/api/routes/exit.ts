@@ -115,14 +115,17 @@ export function exitRoutes(opts: ExitRoutesOptions): ApiModule {
         if (!rec || rec.owner !== who) throw commonErrors.make("NOT_FOUND", `no IMVU ${name} among yours`);
         return { name, rec };
       };
-      app.addContentTypeParser("application/x-tar", { parseAs: "buffer", bodyLimit: MAILDIR_UPLOAD_BYTES_MAX }, (_req, body, done) => done(null, body));
-      app.post("/v1/imvus/:name/import/maildir", async (req) => {
-        const { name } = owned(req);
-        const { address } = parseInput(maildirQuery, req.query, "query");
-        const m = state().get("mail-mailbox", mailboxKey(name, address.toLowerCase()));
-        if (!m || m.deletingIndex !== undefined) throw commonErrors.make("NOT_FOUND", `no mailbox ${address} in ${name}`);
-        if (!Buffer.isBuffer(req.body)) throw commonErrors.make("INPUT_INVALID", "body: send the Maildir as application/x-tar", { field: "body" });
-        return { messages: storeMaildir(opts.platform.home, name, m.address, req.body) };
+      // The parser is scoped to this route (other modules take tar bodies their own way).
+      void app.register(async (scope) => {
+        scope.addContentTypeParser("application/x-tar", { parseAs: "buffer", bodyLimit: MAILDIR_UPLOAD_BYTES_MAX }, (_req, body, done) => done(null, body));
+        scope.post("/v1/imvus/:name/import/maildir", { bodyLimit: MAILDIR_UPLOAD_BYTES_MAX }, async (req) => {
+          const { name } = owned(req);
+          const { address } = parseInput(maildirQuery, req.query, "query");
+          const m = state().get("mail-mailbox", mailboxKey(name, address.toLowerCase()));
+          if (!m || m.deletingIndex !== undefined) throw commonErrors.make("NOT_FOUND", `no mailbox ${address} in ${name}`);
+          if (!Buffer.isBuffer(req.body)) throw commonErrors.make("INPUT_INVALID", "body: send the Maildir as application/x-tar", { field: "body" });
+          return { messages: storeMaildir(opts.platform.home, name, m.address, req.body) };
+        });
       });
       app.post("/v1/imvus/:name/exit/bundle", async (req, reply) => {
         const { name, rec } = owned(req);
