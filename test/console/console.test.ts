@@ -4,20 +4,26 @@
  * verifies its receipts in the page; an intruder's action on that IMVU is denied and the console
  * names the refusing gate; a tampered server answer (a wrong consistency proof, a wrong inclusion
  * proof) turns the verification red; revenue statements, the public ledger explorer, a CLI
- * identity file import and an exit request. Each page's screenshot goes to test-artifacts/console/.
+ * identity file import, a mailbox whose password (made in the page) logs in over IMAP, a workload
+ * deployed from an image, a private route to it and a grant on it, routes denied by gate 2 (no such
+ * workload) and gate 8 (a host outside the IMVU's domain), and an exit request. Each page's
+ * screenshot goes to test-artifacts/console/.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { ImapFlow } from "imapflow";
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
 import { ensureConsoleBuilt } from "../../console/build.ts";
 import { CONSOLE_CSP } from "../../src/api/routes/console.ts";
 import { ed25519Sign } from "../../src/core/crypto/ed25519.ts";
 import { createIdentity } from "../../src/core/identity/keyring.ts";
 import { freePort } from "../../src/cli/dev/system.ts";
 import { DEFAULT_PORTS } from "../../src/platform/service.ts";
+import { createMailService } from "../../src/platform/services/mail.ts";
+import { checkPassword, MailSecretStore } from "../../src/services/mail/directory.ts";
 import { startStack, type Stack } from "../../src/platform/stack.ts";
 import { REPO_ROOT } from "../support/paths.ts";
 
@@ -25,6 +31,8 @@ const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = join(REPO_ROOT, "test-artifacts", "console");
 /** Time limit of one page interaction. */
 const STEP_MS = 20_000;
+/** The mail service's metering interval here: longer than the suite, so no usage report adds charts. */
+const MAIL_METER_MS = 3_600_000;
 
 // Scripts run in the page (as text: the root tsconfig has no DOM types; the console's own has them).
 /** What IndexedDB holds of the first identity's keys, and whether its private key can be exported. */
@@ -54,6 +62,27 @@ async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
 
+/** Clicks a section's submit button and returns the new result box (not the one shown before). */
+async function submitIn(page: Page, section: string, button: string): Promise<Locator> {
+  const box = page.locator(`#${section} >> xpath=..`);
+  const prev = (await box.getByTestId("result").count()) > 0 ? await box.getByTestId("result").getAttribute("data-index") : null;
+  await box.getByRole("button", { name: button }).click();
+  const result = prev === null ? box.getByTestId("result") : box.locator(`[data-testid="result"]:not([data-index="${prev}"])`);
+  await result.waitFor();
+  return result;
+}
+
+/** Asserts a denied result whose first refusing gate is `gate`, named with its reason on the page. */
+async function assertDeniedBy(result: Locator, gate: number, name: string, reason: RegExp): Promise<void> {
+  const text = await result.innerText();
+  assert.equal(await result.getAttribute("data-outcome"), "denied", text);
+  const refused = result.locator('tr[data-pass="false"]');
+  assert.equal(await refused.count(), 1, text);
+  assert.equal(await refused.first().getAttribute("data-gate"), String(gate), text);
+  assert.match(text, new RegExp(`Refused by gate ${gate} \\(${name}\\): `));
+  assert.match(text, reason);
+}
+
 describe("the web console in Chromium against a running stack", () => {
   let stack: Stack;
   let base: string;
@@ -62,6 +91,7 @@ describe("the web console in Chromium against a running stack", () => {
   let mallory: BrowserContext;
   let page: Page;
   let baseDomain: string;
+  let imapPort: number;
   const pageErrors: string[] = [];
 
   before(async () => {
@@ -70,10 +100,13 @@ describe("the web console in Chromium against a running stack", () => {
     assert.ok(existsSync(CHROMIUM), "Debian's chromium is needed (./nexus test installs it as root)");
     mkdirSync(ARTIFACTS, { recursive: true });
     const port = await freePort();
+    const [smtp, submission, imap] = [await freePort(), await freePort(), await freePort()];
+    imapPort = imap;
     stack = await startStack({
       home: tempDir("nexus-console-"),
-      config: { host: "127.0.0.1", ports: { ...DEFAULT_PORTS, api: port }, public: false },
-      modules: [],
+      config: { host: "127.0.0.1", ports: { ...DEFAULT_PORTS, api: port, smtp, submission, imap }, public: false },
+      // Mail only (for the IMAP login of a mailbox added in the page); no compute, DNS or gateway.
+      modules: [createMailService({ meterIntervalMs: MAIL_METER_MS })],
       log: () => {},
     });
     base = stack.apiUrl;
@@ -408,6 +441,127 @@ describe("the web console in Chromium against a running stack", () => {
     await usage.getByRole("img", { name: /meter · cpuMillis: 3 reports, latest 200/ }).waitFor();
     assert.equal(await usage.locator("canvas").count(), 2, "one chart per metric");
     await usage.screenshot({ path: join(ARTIFACTS, "usage.png") });
+  });
+
+  test("add a mailbox: password and scrypt verifier made in the page, listed, and the password logs in over IMAP", async () => {
+    await page.goto(`${base}/#/`);
+    await page.goto(`${base}/#/imvu/stage`);
+    const address = `creator@stage.${baseDomain}`;
+    const box = page.locator("#add-mailbox >> xpath=..");
+    await box.getByLabel("Mailbox address").fill(address);
+    await shot(page, "form-add-mailbox");
+    const result = await submitIn(page, "add-mailbox", "Generate a password, sign and add the mailbox");
+    assert.equal(await result.getAttribute("data-outcome"), "applied", await result.innerText());
+    const password = await box.getByTestId("password").innerText();
+    assert.match(password, /^[A-Za-z0-9_-]{24}$/, "18 random bytes, base64url, as the CLI makes");
+    await page.getByTestId("mailboxes").getByText(address).waitFor();
+    await page.getByTestId("mailboxes").getByText(/password set/).waitFor();
+    await shot(page, "add-mailbox");
+    // The ledger holds only the commitment; the secret store holds the verifier the page derived.
+    const mailbox = stack.platform.state.get("mail-mailbox", `stage/${address}`);
+    assert.ok(mailbox, "the mailbox is in the projection");
+    const stored = new MailSecretStore(stack.platform.home).read("stage").passwords[address];
+    assert.ok(stored !== undefined, "the verifier was posted to /v1/mail/verifiers");
+    assert.equal(await checkPassword(stored, password), true, "the server's verifier check accepts the page's password");
+    const served = (await (await fetch(`${base}/v1/ledger/entries/${await result.getAttribute("data-index")}`)).json()) as { entry: string };
+    const entry = JSON.parse(Buffer.from(served.entry, "base64").toString()) as { envelope: { payload: string } };
+    const signed = JSON.parse(Buffer.from(entry.envelope.payload, "base64").toString()) as { type: string; body: Record<string, unknown> };
+    assert.equal(signed.type, "mail.mailbox.add");
+    assert.deepEqual(Object.keys(signed.body).sort(), ["address", "verifierCommitment"], "the command carries the commitment only");
+    assert.equal(signed.body["verifierCommitment"], mailbox.verifierCommitment);
+    for (const text of [JSON.stringify(entry), JSON.stringify(signed)]) {
+      assert.doesNotMatch(text, /scrypt|\$ln=/, "no verifier in the ledger");
+      assert.ok(!text.includes(password), "no password in the ledger");
+    }
+    // A real IMAP client (STARTTLS) logs in with the password shown once; a wrong one is refused.
+    const login = async (pass: string): Promise<boolean> => {
+      const c = new ImapFlow({ host: "127.0.0.1", port: imapPort, secure: false, doSTARTTLS: true, tls: { rejectUnauthorized: false }, auth: { user: address, pass }, logger: false });
+      c.on("error", () => {});
+      try {
+        await c.connect();
+        const ok = c.authenticated !== false;
+        await c.logout();
+        return ok;
+      } catch {
+        c.close();
+        return false;
+      }
+    };
+    assert.equal(await login(password), true, "IMAP login with the page's password");
+    assert.equal(await login(`${password}x`), false, "a wrong password is refused");
+    // Hiding the password removes it from the page: it was shown once.
+    await box.getByRole("button", { name: /hide the password/ }).click();
+    assert.equal(await box.getByTestId("password").count(), 0);
+  });
+
+  test("deploy a workload from an image, route to it privately, and grant an identity on the route", async () => {
+    await page.goto(`${base}/#/`);
+    await page.goto(`${base}/#/imvu/stage`);
+    const deploy = page.locator("#deploy >> xpath=..");
+    await deploy.getByText(/not possible from the browser/).waitFor();
+    await deploy.getByTestId("compute-status").waitFor();
+    await deploy.getByLabel("Workload name").fill("web");
+    await deploy.getByLabel("Image reference").fill("docker.io/library/nginx:1.27");
+    await deploy.getByLabel(/^Port the workload listens on/).fill("8080");
+    await shot(page, "form-deploy-workload");
+    const deployed = await submitIn(page, "deploy", "Sign and deploy");
+    assert.equal(await deployed.getAttribute("data-outcome"), "applied", await deployed.innerText());
+    await page.locator("#compute >> xpath=..").getByRole("cell", { name: "web", exact: true }).waitFor();
+    assert.deepEqual(stack.platform.state.get("compute-workload", "stage/web")?.source, { kind: "image", ref: "docker.io/library/nginx:1.27" });
+
+    const route = page.locator("#add-route >> xpath=..");
+    await route.getByLabel("Route id").fill("members");
+    assert.equal(await route.getByLabel("Host", { exact: true }).inputValue(), `stage.${baseDomain}`, "the host defaults to the IMVU's domain");
+    await route.getByLabel("Path prefix").fill("/members");
+    await route.getByLabel("Kind").selectOption("private");
+    await route.getByLabel("Upstream workload").fill("web");
+    await route.getByLabel(/^Upstream port \(default 8080/).waitFor();
+    await shot(page, "form-add-route");
+    const added = await submitIn(page, "add-route", "Sign and add the route");
+    assert.equal(await added.getAttribute("data-outcome"), "applied", await added.innerText());
+    const r = stack.platform.state.get("net-route", "stage/members");
+    assert.equal(r?.kind, "private");
+    assert.deepEqual(r?.upstream, { workload: "web", port: 8080 }, "the workload's port is the default");
+
+    const mallory = stack.platform.state.list("identity").find(([, i]) => i.name === "mallory")?.[1].id;
+    assert.ok(mallory !== undefined, "mallory registered earlier");
+    const grant = page.locator("#grant >> xpath=..");
+    assert.equal(await grant.getByLabel("Private route").inputValue(), "members", "the private route is offered");
+    await grant.getByLabel("Identity to grant").fill(mallory);
+    await shot(page, "form-grant");
+    const granted = await submitIn(page, "grant", "Sign and grant");
+    assert.equal(await granted.getAttribute("data-outcome"), "applied", await granted.innerText());
+    assert.ok(stack.platform.state.get("net-grant", `stage/members/${mallory}`), "the grant is in the projection");
+    await page.locator("#compute >> xpath=..").getByRole("cell", { name: mallory }).waitFor();
+    await shot(page, "routes-and-grants");
+  });
+
+  test("a route to a workload that does not exist is denied by gate 2, and the page names the gate", async () => {
+    const route = page.locator("#add-route >> xpath=..");
+    await route.getByLabel("Route id").fill("ghost");
+    await route.getByLabel("Host", { exact: true }).fill(`stage.${baseDomain}`);
+    await route.getByLabel("Path prefix").fill("/ghost");
+    await route.getByLabel("Kind").selectOption("public");
+    await route.getByLabel("Upstream workload").fill("nosuch");
+    await route.getByLabel(/^Upstream port/).fill("8080");
+    const result = await submitIn(page, "add-route", "Sign and add the route");
+    await assertDeniedBy(result, 2, "IMVU isolation", /workload nosuch is not one of stage's workloads/);
+    assert.equal(stack.platform.state.get("net-route", "stage/ghost"), undefined);
+    await shot(page, "route-denied-gate-2");
+  });
+
+  test("a route on a host outside the IMVU's domain is denied by gate 8, and the page names the gate", async () => {
+    const route = page.locator("#add-route >> xpath=..");
+    await route.getByLabel("Route id").fill("shop");
+    await route.getByLabel("Host", { exact: true }).fill("shop.example.org");
+    await route.getByLabel("Path prefix").fill("/");
+    await route.getByLabel("Kind").selectOption("public");
+    await route.getByLabel("Upstream workload").fill("web");
+    await route.getByLabel(/^Upstream port/).fill("");
+    const result = await submitIn(page, "add-route", "Sign and add the route");
+    await assertDeniedBy(result, 8, "Network governance", /shop\.example\.org is not in a domain bound to stage/);
+    assert.equal(stack.platform.state.get("net-route", "stage/shop"), undefined);
+    await shot(page, "route-denied-gate-8");
   });
 
   test("the owner starts an exit; the bundle download is announced for a later release", async () => {

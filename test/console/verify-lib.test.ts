@@ -3,10 +3,12 @@
  * implementation in src/core, run under Node's WebCrypto: RFC 8785 canonical JSON, RFC 9162
  * inclusion and consistency proofs (valid ones accepted, systematic corruptions rejected, the
  * same verdict as the server's verifier every time), C2SP signed checkpoints, identities made in
- * the browser and CLI identity files imported, and commands signed in the page.
+ * the browser and CLI identity files imported, commands signed in the page, and mailbox password
+ * verifiers derived in the page (byte-identical to Node's scrypt, accepted by the mail servers).
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { randomBytes as nodeRandomBytes, scryptSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,6 +26,9 @@ import { canonicalize } from "../../console/src/lib/jcs.ts";
 import { createBrowserIdentity, importCliIdentity } from "../../console/src/lib/identity.ts";
 import { leafHash, verifyConsistency, verifyInclusion } from "../../console/src/lib/merkle.ts";
 import { NoteError, openCheckpoint, parseVerifierKey } from "../../console/src/lib/note.ts";
+import { createPasswordVerifier, generatePassword, GENERATED_PASSWORD_BYTES, verifierCommitment } from "../../console/src/lib/mail.ts";
+import { GENERATED_PASSWORD_BYTES as CLI_GENERATED_PASSWORD_BYTES } from "../../src/cli/commands/mail.ts";
+import * as mailRef from "../../src/services/mail/directory.ts";
 
 /** Leaf hashes of a tree of `n` entries "entry-0".. */
 function leaves(n: number): Uint8Array[] {
@@ -178,5 +183,40 @@ describe("console: identities and commands made in the page are the server's", (
     assert.equal(d.cmd.type, "imvu.exit.request");
     const v = verifyDsse(JSON.parse(signed.json), new Map([[`${who.id}#0`, Buffer.from(who.publicKey, "base64")]]), { threshold: 1, acceptedTypes: [COMMAND_PAYLOAD_TYPE] });
     assert.deepEqual(v.keyids, [`${who.id}#0`]);
+  });
+});
+
+describe("console: mailbox password verifiers derived in the page are the mail servers'", () => {
+  /** The verifier src/services/mail/directory.ts would make for `password` with `salt` (Node's scrypt). */
+  function nodeVerifier(password: string, salt: Uint8Array): string {
+    const key = scryptSync(password, salt, mailRef.SCRYPT_KEY_BYTES, { N: 2 ** mailRef.SCRYPT_LOG2_N, r: mailRef.SCRYPT_BLOCK_SIZE, p: mailRef.SCRYPT_PARALLELISM, maxmem: 256 * 1024 * 1024 });
+    const b64 = (b: Uint8Array): string => Buffer.from(b).toString("base64").replace(/=+$/, "");
+    return `$scrypt$ln=${mailRef.SCRYPT_LOG2_N},r=${mailRef.SCRYPT_BLOCK_SIZE},p=${mailRef.SCRYPT_PARALLELISM}$${b64(salt)}$${b64(key)}`;
+  }
+
+  test("same password and salt: byte-identical to Node's scrypt; the server accepts it and commits to the same hash", async () => {
+    for (const password of [generatePassword(), "pässwörd ✓ 🔑", "x"]) {
+      const salt = new Uint8Array(nodeRandomBytes(mailRef.SCRYPT_SALT_BYTES));
+      const mine = await createPasswordVerifier(password, { salt });
+      assert.equal(mine, nodeVerifier(password, salt));
+      mailRef.parseVerifier(mine);
+      assert.equal(await mailRef.checkPassword(mine, password), true);
+      assert.equal(await mailRef.checkPassword(mine, `${password}!`), false);
+      assert.equal(await verifierCommitment(mine), mailRef.commitment(mine));
+    }
+  });
+
+  test("a fresh verifier has a random salt; a server-made verifier has the page's shape", async () => {
+    const pw = generatePassword();
+    const [a, b] = [await createPasswordVerifier(pw), await createPasswordVerifier(pw)];
+    assert.notEqual(a, b, "a fresh salt each time");
+    assert.equal(await mailRef.checkPassword(a, pw), true);
+    const server = await mailRef.createPasswordVerifier(pw);
+    assert.equal(a.split("$").slice(0, 3).join("$"), server.split("$").slice(0, 3).join("$"), "same parameters");
+    assert.equal(a.length, server.length);
+    assert.equal(GENERATED_PASSWORD_BYTES, CLI_GENERATED_PASSWORD_BYTES);
+    assert.match(pw, /^[A-Za-z0-9_-]{24}$/);
+    await assert.rejects(createPasswordVerifier(""));
+    await assert.rejects(createPasswordVerifier("x".repeat(mailRef.PASSWORD_BYTES_MAX + 1)));
   });
 });

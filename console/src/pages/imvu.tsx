@@ -1,9 +1,10 @@
-/** One IMVU: envelope, resources, usage charts, feed, and its gated actions (DNS record, exit). */
+/** One IMVU: envelope, resources, usage charts, feed, and its gated actions (DNS record, mailbox, workload, route, grant, exit). */
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { CommandResult, ErrorBox, LineChart, Section } from "../components.tsx";
 import { ApiError, getAs, platformInfo, submit, type Submitted } from "../lib/api.ts";
 import type { StoredIdentity } from "../lib/db.ts";
 import { ENVELOPE_ROWS, type EnvelopeWire } from "../lib/envelope.ts";
+import { AddMailbox, AddRoute, DeployWorkload, GrantRoute, type ActionProps } from "./imvu-actions.tsx";
 
 interface Imvu {
   readonly name: string;
@@ -19,6 +20,7 @@ interface Imvu {
 }
 interface FeedItem { readonly index: string; readonly type: string; readonly actor: string; readonly outcome: string; readonly redirect: boolean }
 interface Usage { readonly service: string; readonly intervalStart: string; readonly intervalEnd: string; readonly metrics: Record<string, string>; readonly index: string }
+interface Mailbox { readonly address: string; readonly identity: string; readonly status: string; readonly verifierStored?: boolean }
 interface Resources {
   readonly zones: { origin: string; kind: string }[];
   readonly records: { name: string; type: string; ttl: number; values: Record<string, unknown>[]; index: string }[];
@@ -104,7 +106,7 @@ export function ImvuPage({ me, name }: { me: StoredIdentity; name: string }) {
   const [hidden, setHidden] = useState(false);
   const [feed, setFeed] = useState<FeedItem[]>([]);
   const [res, setRes] = useState<Resources | undefined>();
-  const [mailboxes, setMailboxes] = useState<{ address: string; identity: string; status: string }[] | undefined>();
+  const [mailboxes, setMailboxes] = useState<Mailbox[] | undefined>();
   const [error, setError] = useState<unknown>();
   const [base, setBase] = useState("");
   const [owner, setOwner] = useState("");
@@ -123,7 +125,7 @@ export function ImvuPage({ me, name }: { me: StoredIdentity; name: string }) {
       setFeed((await getAs<{ feed: FeedItem[] }>(me, `/v1/imvus/${encodeURIComponent(name)}/feed`)).feed);
       setRes(await getAs<Resources>(me, `/v1/console/imvus/${encodeURIComponent(name)}/resources`).catch(() => undefined));
       // The mail part's own read (GET /v1/mail/mailboxes), when the stack mounts it.
-      setMailboxes(await getAs<{ mailboxes: { address: string; identity: string; status: string }[] }>(me, `/v1/mail/mailboxes?imvu=${encodeURIComponent(name)}`).then((r) => r.mailboxes, () => undefined));
+      setMailboxes(await getAs<{ mailboxes: Mailbox[] }>(me, `/v1/mail/mailboxes?imvu=${encodeURIComponent(name)}`).then((r) => r.mailboxes, () => undefined));
     } catch (e) {
       if (e instanceof ApiError && e.code === "NOT_FOUND") setHidden(true);
       else setError(e);
@@ -152,6 +154,7 @@ export function ImvuPage({ me, name }: { me: StoredIdentity; name: string }) {
     }
   };
   const ttlNum = Number(ttl);
+  const actions: ActionProps = { me, name, base, workloads: res?.workloads ?? [], routes: res?.routes ?? [], refresh };
 
   return (
     <>
@@ -209,7 +212,7 @@ export function ImvuPage({ me, name }: { me: StoredIdentity; name: string }) {
       {imvu && res && (
         <Section title="Workloads, routes, grants and mailboxes" id="compute">
           <h3>Workloads</h3>
-          <Rows rows={res.workloads} empty="No workloads (deploy with nexus compute; the console lists them here)." caption="Workloads" />
+          <Rows rows={res.workloads} empty="No workloads yet (deploy one from an image below, or a directory with nexus compute deploy)." caption="Workloads" />
           <h3>Routes</h3>
           <Rows rows={res.routes} empty="No routes." caption="Routes" />
           <h3>Grants of private routes</h3>
@@ -218,11 +221,11 @@ export function ImvuPage({ me, name }: { me: StoredIdentity; name: string }) {
           {mailboxes === undefined ? (
             <p>The mail part does not answer here.</p>
           ) : mailboxes.length === 0 ? (
-            <p>No mailboxes (add them with <code>nexus mail</code>: the password verifier is made on your machine).</p>
+            <p>No mailboxes yet (add one below: the password and its verifier are made in this page).</p>
           ) : (
             <ul class="plain" data-testid="mailboxes">
               {mailboxes.map((m) => (
-                <li key={m.address}><code>{m.address}</code> · {m.status} · bound to <code title={m.identity}>{m.identity === me.id ? "you" : `${m.identity.slice(0, 14)}…`}</code></li>
+                <li key={m.address}><code>{m.address}</code> · {m.status}{m.verifierStored === false ? " · NO PASSWORD stored (logins fail)" : " · password set"} · bound to <code title={m.identity}>{m.identity === me.id ? "you" : `${m.identity.slice(0, 14)}…`}</code></li>
               ))}
             </ul>
           )}
@@ -244,6 +247,10 @@ export function ImvuPage({ me, name }: { me: StoredIdentity; name: string }) {
         </form>
         <CommandResult result={dnsResult} what="Setting the record" />
       </Section>
+      <AddMailbox {...actions} />
+      <DeployWorkload {...actions} />
+      <AddRoute {...actions} />
+      <GrantRoute {...actions} />
       <Section title="Exit" id="exit">
         <p>
           The owner's exit request is always accepted (gate 13), suspended or not. Requesting it here records a signed <code>imvu.exit.request</code>. The
