@@ -37,7 +37,8 @@ function upAndStop(home: string): Promise<{ stdout: string; stderr: string; code
       stdout += d.toString();
       if (!signalled && stdout.includes("Stop with Ctrl-C.")) {
         signalled = true;
-        child.kill("SIGTERM");
+        // Like a person pressing Ctrl-C a moment after reading the banner.
+        setTimeout(() => child.kill("SIGTERM"), 300);
       }
     });
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));

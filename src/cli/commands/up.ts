@@ -44,6 +44,17 @@ export function parsePorts(base: StackPorts, overrides: readonly string[]): Stac
 
 async function up(opts: UpOptions): Promise<void> {
   const log = (s: string): void => void process.stderr.write(`nexus up: ${s}\n`);
+  // Signals are taken from the start: Ctrl-C during start-up stops cleanly once the stack is up.
+  const stopRequested = new Promise<void>((resolveStop) => {
+    const onSignal = (sig: string): void => {
+      log(`${sig}: stopping`);
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      resolveStop();
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
   if (opts.install) {
     const missing = ensurePackages(UP_PACKAGES, log);
     if (missing.length > 0) log(`not installed: ${missing.join(" ")} (compute runs degraded; as root: apt-get install ${missing.join(" ")})`);
@@ -73,16 +84,7 @@ async function up(opts: UpOptions): Promise<void> {
     "Stop with Ctrl-C.",
   ];
   process.stdout.write(`${lines.join("\n")}\n`);
-  await new Promise<void>((resolveStop) => {
-    const onSignal = (sig: string): void => {
-      log(`${sig}: stopping`);
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-      resolveStop();
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-  });
+  await stopRequested;
   await stack.stop();
   log("stopped");
 }
