@@ -85,10 +85,12 @@ describe("SMTP in", () => {
   });
 
   test("one message to two mailboxes: one durable file, hard-linked into the second Maildir", async () => {
-    const r = await swaks(smtp.inboundPort, ["--from", "sam@sender.test", "--to", "alice@alpha.test,carol@alpha.test"]);
+    const subject = `two mailboxes ${Date.now()}`;
+    const r = await swaks(smtp.inboundPort, ["--from", "sam@sender.test", "--to", "alice@alpha.test,carol@alpha.test", "--header", `Subject: ${subject}`]);
     assert.equal(r.code, 0, r.stdout);
-    const a = maildirMessages(ALICE_MD(f)).at(-1);
-    const c = maildirMessages(CAROL_MD(f)).at(-1);
+    // Find this message by its subject: Maildir names do not sort in delivery order.
+    const a = maildirMessages(ALICE_MD(f)).find((m) => m.text.includes(subject));
+    const c = maildirMessages(CAROL_MD(f)).find((m) => m.text.includes(subject));
     assert.ok(a && c);
     assert.equal(statSync(join(ALICE_MD(f), "new", a.name)).ino, statSync(join(CAROL_MD(f), "new", c.name)).ino);
     assert.doesNotMatch(a.text, /\tfor </, "no single recipient in Received:");
