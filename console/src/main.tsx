@@ -53,7 +53,7 @@ function App() {
   let page;
   if (!loaded) page = <p>Loading…</p>;
   else if (parts[0] === "ledger" && parts[1]) page = <LedgerEntry index={parts[1]} />;
-  else if (parts[0] === "ledger") page = <Ledger />;
+  else if (parts[0] === "ledger") page = <Ledger me={me} />;
   else if (parts[0] === "trust") page = <Trust me={me} />;
   else if (parts[0] === "signin" || me === undefined) page = <SignIn me={me} onChoose={choose} />;
   else if (parts[0] === "imvu" && parts[1] && parts[2] === "revenue") page = <Revenue me={me} name={parts[1]} />;

@@ -18,7 +18,7 @@ export function apiModules(platform: Platform, services: readonly RunningService
   return [
     commandRoutes({ pipeline }),
     imvuRoutes({ pipeline, ledger, verifierKey }),
-    consoleReadRoutes({ pipeline }),
+    consoleReadRoutes({ pipeline, ledger }),
     mailRoutes({ platform }),
     dnsRoutes({ platform, verifier: dnsServiceOf(services) }),
     computeRoutes({ platform, compute: computeOf(services) }),

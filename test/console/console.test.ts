@@ -4,14 +4,18 @@
  * verifies its receipts in the page; an intruder's action on that IMVU is denied and the console
  * names the refusing gate; a tampered server answer (a wrong consistency proof, a wrong inclusion
  * proof) turns the verification red; revenue statements, the public ledger explorer, a CLI
- * identity file import, a mailbox whose password (made in the page) logs in over IMAP, a workload
- * deployed from an image, a private route to it and a grant on it, routes denied by gate 2 (no such
- * workload) and gate 8 (a host outside the IMVU's domain), and an exit request. Each page's
- * screenshot goes to test-artifacts/console/.
+ * identity file import, a mailbox whose password (made in the page) logs in over IMAP and whose
+ * password changed in the page logs in while the old one no longer does, a workload deployed from an
+ * image and one from a directory chosen in the page (packed there into the CLI's exact tar, uploaded
+ * and bound by its SHA-256), a private route and a grant, routes denied by gate 2 (no such workload)
+ * and gate 8 (a host outside the IMVU's domain), platform totals, the stack audit panel (against a
+ * stubbed /v1/audit while the real route does not exist, and the real one once it does), and an
+ * exit request. Each page's screenshot goes to test-artifacts/console/.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ImapFlow } from "imapflow";
@@ -25,6 +29,8 @@ import { DEFAULT_PORTS } from "../../src/platform/service.ts";
 import { createMailService } from "../../src/platform/services/mail.ts";
 import { checkPassword, MailSecretStore } from "../../src/services/mail/directory.ts";
 import { startStack, type Stack } from "../../src/platform/stack.ts";
+import { sourceTarPath } from "../../src/services/compute/sources.ts";
+import { writeTarSync } from "../../src/services/compute/tar.ts";
 import { REPO_ROOT } from "../support/paths.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -56,6 +62,66 @@ function tempDir(prefix: string): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
   dirs.push(d);
   return d;
+}
+
+/**
+ * Writes a directory with the metadata a browser cannot show and the page therefore assumes
+ * (files 0644, directories 0755, owner 0:0 when root, a directory's mtime the newest beneath it),
+ * so the CLI's tar of it is what the page must make; returns the CLI's archive digest and bytes.
+ */
+function siteTree(root: string, files: Readonly<Record<string, string>>): { sha256: string; tar: Buffer } {
+  const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
+  let t = 1_700_000_000;
+  for (const [rel, text] of Object.entries(files)) {
+    const abs = join(root, rel);
+    mkdirSync(join(abs, ".."), { recursive: true });
+    writeFileSync(abs, text);
+    chmodSync(abs, 0o644);
+    if (asRoot) chownSync(abs, 0, 0);
+    utimesSync(abs, t, t);
+    t += 17;
+  }
+  const fix = (dir: string): number => {
+    let newest = 0;
+    for (const n of readdirSync(dir)) {
+      const st = lstatSync(join(dir, n));
+      newest = Math.max(newest, st.isDirectory() ? fix(join(dir, n)) : Math.floor(st.mtimeMs / 1000));
+    }
+    chmodSync(dir, 0o755);
+    if (asRoot) chownSync(dir, 0, 0);
+    utimesSync(dir, newest, newest);
+    return newest;
+  };
+  fix(root);
+  const out = join(mkdtempSync(join(tmpdir(), "nexus-console-tar-")), "cli.tar");
+  const { sha256 } = writeTarSync(root, out);
+  const tar = readFileSync(out);
+  rmSync(join(out, ".."), { recursive: true, force: true });
+  return { sha256, tar };
+}
+
+/** Logs in over IMAP (STARTTLS, a real client); whether the server accepted the password. */
+async function imapLogin(port: number, user: string, pass: string): Promise<boolean> {
+  const c = new ImapFlow({ host: "127.0.0.1", port, secure: false, doSTARTTLS: true, tls: { rejectUnauthorized: false }, auth: { user, pass }, logger: false });
+  c.on("error", () => {});
+  try {
+    await c.connect();
+    const ok = c.authenticated !== false;
+    await c.logout();
+    return ok;
+  } catch {
+    c.close();
+    return false;
+  }
+}
+
+/** The signed command of a ledger entry served by the API. */
+async function commandAtEntry(base: string, index: string): Promise<{ entry: string; type: string; body: Record<string, unknown> }> {
+  const served = (await (await fetch(`${base}/v1/ledger/entries/${index}`)).json()) as { entry: string };
+  const entry = Buffer.from(served.entry, "base64").toString();
+  const parsed = JSON.parse(entry) as { envelope: { payload: string } };
+  const signed = JSON.parse(Buffer.from(parsed.envelope.payload, "base64").toString()) as { type: string; body: Record<string, unknown> };
+  return { entry, type: signed.type, body: signed.body };
 }
 
 async function shot(page: Page, name: string): Promise<void> {
@@ -92,6 +158,8 @@ describe("the web console in Chromium against a running stack", () => {
   let page: Page;
   let baseDomain: string;
   let imapPort: number;
+  /** The password the page generated for the first mailbox (the password-change test replaces it). */
+  let mailPassword = "";
   const pageErrors: string[] = [];
 
   before(async () => {
@@ -397,6 +465,141 @@ describe("the web console in Chromium against a running stack", () => {
     await forged.close();
   });
 
+  test("platform totals: GET /v1/platform/totals counts what the ledger and projection hold; the explorer shows them and checks the tree size", async () => {
+    const r = await fetch(`${base}/v1/platform/totals`);
+    assert.equal(r.status, 200);
+    const totals = (await r.json()) as {
+      treeSize: string; entries: { counted: string; applied: string; denied: string; other: string };
+      imvus: { total: number; byStatus: Record<string, number>; byClass: Record<string, number> };
+      revenue: Record<string, { gross: string; creator: string; platform: string; byClass: Record<string, { gross: string }> }>;
+    };
+    // Counted independently here, from the ledger's own entries.
+    const size = BigInt(totals.treeSize);
+    let applied = 0n;
+    let denied = 0n;
+    for (let i = 0n; i < size; ) {
+      const rows = await stack.platform.ledger.entries(i, 1000);
+      for (const row of rows) {
+        const o = (JSON.parse(Buffer.from(row.bytes).toString()) as { outcome?: string }).outcome;
+        if (o === "applied") applied++;
+        else if (o === "denied") denied++;
+      }
+      i += BigInt(rows.length);
+    }
+    assert.equal(totals.entries.counted, totals.treeSize);
+    assert.equal(totals.entries.applied, applied.toString());
+    assert.equal(totals.entries.denied, denied.toString());
+    assert.ok(denied >= 1n, "the denied attempts of the earlier tests");
+    assert.equal(totals.imvus.total, stack.platform.state.list("imvu").length);
+    assert.equal(totals.imvus.byClass["imvu"], stack.platform.state.list("imvu").filter(([, i]) => i.class === "imvu").length);
+    // 1001 + 2500 + 333 = 3834 EUR cents: creators ceil(3834 × 55 / 100) = 2109, the platform 1725.
+    assert.deepEqual({ gross: totals.revenue["EUR"]?.gross, creator: totals.revenue["EUR"]?.creator, platform: totals.revenue["EUR"]?.platform }, { gross: "3834", creator: "2109", platform: "1725" });
+    assert.equal(totals.revenue["EUR"]?.byClass["imvu"]?.gross, "3834");
+    assert.doesNotMatch(JSON.stringify(totals), /nx1[a-z2-7]{10}|stage|creator@/, "aggregates only: no identity, IMVU name or address");
+    assert.equal((await fetch(`${base}/v1/platform/totals?imvu=stage`)).status, 400, "no query parameters");
+
+    const ctx = await browser.newContext();
+    const a = await ctx.newPage();
+    a.setDefaultTimeout(STEP_MS);
+    await a.goto(`${base}/#/ledger`);
+    const panel = a.getByTestId("totals");
+    await panel.waitFor();
+    assert.equal(await a.getByTestId("totals-denied").innerText(), Number(denied).toLocaleString("en"));
+    assert.equal(await a.getByTestId("totals-imvus").innerText(), String(totals.imvus.total));
+    const eur = a.getByTestId("totals-revenue").locator('tr[data-currency="EUR"]');
+    assert.match(await eur.innerText(), /38\.34 EUR[\s\S]*21\.09 EUR[\s\S]*17\.25 EUR/);
+    const checks = a.getByTestId("totals-checks");
+    await checks.waitFor();
+    assert.equal(await checks.getAttribute("data-verdict"), "verified", await checks.innerText());
+    await panel.screenshot({ path: join(ARTIFACTS, "totals.png") });
+    await ctx.close();
+
+    // Totals that claim a tree older than the signed checkpoint (a stale or rolled-back answer) are flagged red.
+    const stale = await browser.newContext();
+    const s2 = await stale.newPage();
+    s2.setDefaultTimeout(STEP_MS);
+    await s2.route("**/v1/platform/totals", async (route) => {
+      const res = await route.fetch();
+      const body = (await res.json()) as Record<string, unknown>;
+      await route.fulfill({ response: res, json: { ...body, treeSize: "1" } });
+    });
+    await s2.goto(`${base}/#/ledger`);
+    const bad = s2.getByTestId("totals-checks");
+    await bad.waitFor();
+    assert.equal(await bad.getAttribute("data-verdict"), "failed");
+    assert.match(await bad.innerText(), /older than the signed checkpoint/);
+    await stale.close();
+  });
+
+  test("the stack audit panel (against a STUB of /v1/audit in this test): no audit yet, run one, each check green or red, the audited tree checked", async () => {
+    const ctx = await browser.newContext();
+    const a = await ctx.newPage();
+    a.setDefaultTimeout(STEP_MS);
+    const cp = (await (await fetch(`${base}/v1/ledger/checkpoint`)).json()) as { size: string; rootHash: string };
+    // STUB, in this test only: the real GET /v1/audit/latest and POST /v1/audit come with `nexus audit`.
+    let latest: unknown;
+    let runs = 0;
+    const stubReport = (root: string) => ({
+      version: 1,
+      at: new Date().toISOString(),
+      treeSize: Number(cp.size),
+      root,
+      ok: false,
+      checks: [
+        { id: "ledger.replay", title: "The projection replays from the ledger", ok: true, problems: [], checked: Number(cp.size) },
+        { id: "dns.zones", title: "DNS answers match the ledger", ok: false, problems: ["www.stage answers A 192.0.2.99, the ledger says 192.0.2.10"], checked: 3 },
+        { id: "compute.workloads", title: "Running workloads match the ledger", ok: true, problems: [], checked: 0, skipped: "compute is not running" },
+      ],
+    });
+    await a.route("**/v1/audit/latest", (route) =>
+      latest === undefined
+        ? route.fulfill({ status: 404, json: { error: { code: "NOT_FOUND", message: "no audit has run yet" } } })
+        : route.fulfill({ status: 200, json: latest }),
+    );
+    await a.route("**/v1/audit", async (route) => {
+      assert.equal(route.request().method(), "POST");
+      runs++;
+      latest = stubReport(cp.rootHash);
+      await route.fulfill({ status: 202, json: { started: true } });
+    });
+    await a.goto(`${base}/#/ledger`);
+    await a.getByTestId("audit-none").waitFor();
+    await a.locator("#audit >> xpath=..").screenshot({ path: join(ARTIFACTS, "audit-none.png") });
+    await a.getByRole("button", { name: "Run an audit now" }).focus();
+    await a.keyboard.press("Enter");
+    const report = a.getByTestId("audit-report");
+    await report.waitFor();
+    assert.equal(runs, 1);
+    assert.equal(await report.getAttribute("data-ok"), "false");
+    assert.match(await report.innerText(), /The last audit FAILED: 1 check found problems/);
+    const dns = report.locator('tr[data-check="dns.zones"]');
+    assert.equal(await dns.getAttribute("data-ok"), "false");
+    assert.match(await dns.innerText(), /FAILED[\s\S]*192\.0\.2\.99/);
+    assert.equal(await dns.evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { color: string } }).getComputedStyle(el.querySelector("td")).color), "rgb(164, 22, 26)", "a failed check in red");
+    assert.match(await report.locator('tr[data-check="ledger.replay"]').innerText(), /✓ ok/);
+    assert.match(await report.locator('tr[data-check="compute.workloads"]').innerText(), /skipped: compute is not running/);
+    const tree = a.getByTestId("audit-tree");
+    await tree.waitFor();
+    assert.equal(await tree.getAttribute("data-verdict"), "verified", await tree.innerText());
+    await shot(a, "audit-report");
+    await ctx.close();
+
+    // A report about another log (its root is not the signed one) is flagged red in the page.
+    const forged = await browser.newContext();
+    const f = await forged.newPage();
+    f.setDefaultTimeout(STEP_MS);
+    const wrong = Buffer.from(cp.rootHash, "base64");
+    wrong[0] = (wrong[0] ?? 0) ^ 0x01;
+    await f.route("**/v1/audit/latest", (route) => route.fulfill({ status: 200, json: { ...stubReport(wrong.toString("base64")), ok: true, checks: [] } }));
+    await f.goto(`${base}/#/ledger`);
+    const bad = f.getByTestId("audit-tree");
+    await bad.waitFor();
+    assert.equal(await bad.getAttribute("data-verdict"), "failed");
+    assert.match(await bad.innerText(), /another log|NOT a prefix/);
+    await shot(f, "audit-forged-root");
+    await forged.close();
+  });
+
   test("import a CLI identity file: verified, registered, then signs in this browser", async () => {
     const keyring = join(tempDir("nexus-console-keyring-"), "keyring");
     const id = createIdentity(keyring, { name: "cli-bob" });
@@ -474,32 +677,90 @@ describe("the web console in Chromium against a running stack", () => {
       assert.ok(!text.includes(password), "no password in the ledger");
     }
     // A real IMAP client (STARTTLS) logs in with the password shown once; a wrong one is refused.
-    const login = async (pass: string): Promise<boolean> => {
-      const c = new ImapFlow({ host: "127.0.0.1", port: imapPort, secure: false, doSTARTTLS: true, tls: { rejectUnauthorized: false }, auth: { user: address, pass }, logger: false });
-      c.on("error", () => {});
-      try {
-        await c.connect();
-        const ok = c.authenticated !== false;
-        await c.logout();
-        return ok;
-      } catch {
-        c.close();
-        return false;
-      }
-    };
+    const login = (pass: string): Promise<boolean> => imapLogin(imapPort, address, pass);
     assert.equal(await login(password), true, "IMAP login with the page's password");
+    mailPassword = password;
     assert.equal(await login(`${password}x`), false, "a wrong password is refused");
     // Hiding the password removes it from the page: it was shown once.
     await box.getByRole("button", { name: /hide the password/ }).click();
     assert.equal(await box.getByTestId("password").count(), 0);
   });
 
+  test("change a mailbox password in the page: only the new verifier's SHA-256 is signed; IMAP takes the new password, not the old", async () => {
+    assert.notEqual(mailPassword, "", "the mailbox of the previous test");
+    await page.goto(`${base}/#/`);
+    await page.goto(`${base}/#/imvu/stage`);
+    const address = `creator@stage.${baseDomain}`;
+    const box = page.locator("#mail-passwd >> xpath=..");
+    await page.getByTestId("mailboxes").getByText(address).waitFor();
+    assert.equal(await box.getByLabel("Mailbox").inputValue(), address, "the IMVU's mailbox is offered");
+    // A typed password, confirmed: a mismatch is caught in the page and nothing is signed.
+    await box.getByLabel("Type my own").check();
+    const chosen = `Tr0ub4dor & 3 ✓ ${Date.now()}`;
+    await box.getByLabel("New password", { exact: true }).fill(chosen);
+    await box.getByLabel("New password again").fill(`${chosen}!`);
+    const sizeBefore = stack.platform.ledger.size;
+    await box.getByRole("button", { name: "Sign and change the password" }).click();
+    await box.getByRole("alert").getByText("The two passwords differ.").waitFor();
+    assert.equal(stack.platform.ledger.size, sizeBefore, "nothing was submitted");
+    await box.getByLabel("New password again").fill(chosen);
+    await shot(page, "form-mail-passwd");
+    const before = stack.platform.state.get("mail-mailbox", `stage/${address}`)?.verifierCommitment;
+    const result = await submitIn(page, "mail-passwd", "Sign and change the password");
+    assert.equal(await result.getAttribute("data-outcome"), "applied", await result.innerText());
+    await box.getByTestId("passwd-done").waitFor();
+    assert.equal(await box.getByTestId("new-password").count(), 0, "a typed password is never shown back");
+    const mailbox = stack.platform.state.get("mail-mailbox", `stage/${address}`);
+    assert.ok(mailbox);
+    assert.notEqual(mailbox.verifierCommitment, before, "a new commitment");
+    const cmd = await commandAtEntry(base, (await result.getAttribute("data-index")) ?? "");
+    assert.equal(cmd.type, "mail.mailbox.passwd");
+    assert.deepEqual(Object.keys(cmd.body).sort(), ["address", "verifierCommitment"], "the command carries the commitment only");
+    assert.equal(cmd.body["verifierCommitment"], mailbox.verifierCommitment);
+    assert.doesNotMatch(cmd.entry, /scrypt|\$ln=/, "no verifier in the ledger");
+    assert.ok(!cmd.entry.includes(chosen) && !cmd.entry.includes(Buffer.from(chosen).toString("base64")), "no password in the ledger");
+    const stored = new MailSecretStore(stack.platform.home).read("stage").passwords[address];
+    assert.ok(stored !== undefined);
+    assert.equal(await checkPassword(stored, chosen), true, "the stored verifier is the page's, for the typed password");
+    assert.equal(await imapLogin(imapPort, address, chosen), true, "IMAP login with the new password");
+    assert.equal(await imapLogin(imapPort, address, mailPassword), false, "the old password no longer logs in");
+    await shot(page, "mail-passwd");
+    // A generated one, shown once; the typed one stops working.
+    await box.getByLabel(/^Generate one in this page/).check();
+    const again = await submitIn(page, "mail-passwd", "Sign and change the password");
+    assert.equal(await again.getAttribute("data-outcome"), "applied", await again.innerText());
+    const generated = await box.getByTestId("new-password").innerText();
+    assert.match(generated, /^[A-Za-z0-9_-]{24}$/);
+    assert.equal(await imapLogin(imapPort, address, generated), true, "IMAP login with the generated password");
+    assert.equal(await imapLogin(imapPort, address, chosen), false, "the typed password no longer logs in");
+    mailPassword = generated;
+    await box.getByRole("button", { name: /hide the password/ }).click();
+    assert.equal(await box.getByTestId("new-password").count(), 0);
+  });
+
+  test("another identity cannot change the mailbox password: denied by a gate, and the password still logs in", async () => {
+    const address = `creator@stage.${baseDomain}`;
+    const m = await mallory.newPage();
+    m.setDefaultTimeout(STEP_MS);
+    await m.goto(`${base}/#/imvu/stage`);
+    await m.getByTestId("not-visible").waitFor();
+    const box = m.locator("#mail-passwd >> xpath=..");
+    await box.getByLabel("Mailbox").fill(address);
+    const result = await submitIn(m, "mail-passwd", "Sign and change the password");
+    assert.equal(await result.getAttribute("data-outcome"), "denied", await result.innerText());
+    assert.match(await result.innerText(), /Refused by gate \d+ \(/);
+    assert.equal(await box.getByTestId("new-password").count(), 0, "no password shown for a denied change");
+    assert.equal(await imapLogin(imapPort, address, mailPassword), true, "the owner's password still logs in");
+    await shot(m, "mail-passwd-denied");
+    await m.close();
+  });
+
   test("deploy a workload from an image, route to it privately, and grant an identity on the route", async () => {
     await page.goto(`${base}/#/`);
     await page.goto(`${base}/#/imvu/stage`);
     const deploy = page.locator("#deploy >> xpath=..");
-    await deploy.getByText(/not possible from the browser/).waitFor();
     await deploy.getByTestId("compute-status").waitFor();
+    assert.equal(await deploy.getByLabel("An image", { exact: true }).isChecked(), true, "an image is the default source");
     await deploy.getByLabel("Workload name").fill("web");
     await deploy.getByLabel("Image reference").fill("docker.io/library/nginx:1.27");
     await deploy.getByLabel(/^Port the workload listens on/).fill("8080");
@@ -562,6 +823,73 @@ describe("the web console in Chromium against a running stack", () => {
     await assertDeniedBy(result, 8, "Network governance", /shop\.example\.org is not in a domain bound to stage/);
     assert.equal(stack.platform.state.get("net-route", "stage/shop"), undefined);
     await shot(page, "route-denied-gate-8");
+  });
+
+  test("deploy from a directory chosen in the page: packed into the CLI's exact tar, uploaded, deployed as an app bound by its SHA-256", async (t) => {
+    const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
+    const site = join(tempDir("nexus-console-site-"), "site");
+    const cli = siteTree(site, {
+      "index.html": "<!doctype html><title>From the console</title><h1>Deployed from a browser</h1>\n",
+      "css/site.css": "h1 { color: #0b4f94; }\n",
+      "img/logo.svg": "<svg xmlns='http://www.w3.org/2000/svg'/>\n",
+      ".well-known/security.txt": "Contact: mailto:security@example.org\n",
+      "docs/a long name with spaces and ünïcödé.txt": "x".repeat(700),
+    });
+    await page.goto(`${base}/#/`);
+    await page.goto(`${base}/#/imvu/stage`);
+    const deploy = page.locator("#deploy >> xpath=..");
+    await deploy.getByLabel("Workload name").fill("site");
+    await deploy.getByLabel(/^A directory on this computer/).check();
+    await deploy.getByLabel("Directory to deploy").setInputFiles(site);
+    await deploy.getByTestId("picked").getByText(/^site: 5 files/).waitFor();
+    await deploy.getByLabel(/^Port the workload listens on/).fill("8080");
+    await deploy.getByLabel(/^Command/).fill("");
+    await shot(page, "form-deploy-directory");
+    const result = await submitIn(page, "deploy", "Pack, upload, sign and deploy");
+    assert.equal(await result.getAttribute("data-outcome"), "applied", await result.innerText());
+    const source = deploy.getByTestId("source");
+    const sha = (await source.getAttribute("data-sha256")) ?? "";
+    assert.match(sha, /^[0-9a-f]{64}$/);
+    const w = stack.platform.state.get("compute-workload", "stage/site");
+    assert.deepEqual(w?.source, { kind: "app", sha256: sha }, "the ledger binds the uploaded digest");
+    assert.equal(w?.port, 8080);
+    const stored = readFileSync(sourceTarPath(stack.platform.home, "stage", sha));
+    if (asRoot) {
+      assert.equal(sha, cli.sha256, "the page's tar is the CLI's tar of the same tree");
+      assert.deepEqual(stored, cli.tar, "byte for byte");
+    } else {
+      t.diagnostic("not root: the tree cannot be owned by 0:0, so only the stored bytes' digest is compared");
+    }
+    assert.equal(createHash("sha256").update(stored).digest("hex"), sha, "the API stored the bytes under their own digest");
+    const cmd = await commandAtEntry(base, (await result.getAttribute("data-index")) ?? "");
+    assert.equal(cmd.type, "compute.workload.deploy");
+    assert.deepEqual(cmd.body["source"], { kind: "app", sha256: sha });
+    await page.locator("#compute >> xpath=..").getByRole("cell", { name: "site", exact: true }).waitFor();
+    await shot(page, "deploy-directory");
+    // The same tree again: the same digest, already there.
+    await deploy.getByLabel("Workload name").fill("site2");
+    await deploy.getByLabel("Directory to deploy").setInputFiles(site);
+    const again = await submitIn(page, "deploy", "Pack, upload, sign and deploy");
+    assert.equal(await again.getAttribute("data-outcome"), "applied", await again.innerText());
+    assert.equal(await source.getAttribute("data-sha256"), sha);
+    await source.getByText(/already uploaded/).waitFor();
+
+    // Another identity cannot upload into stage's sources (gate 16: 404 as for no IMVU), and nothing is signed.
+    const m = await mallory.newPage();
+    m.setDefaultTimeout(STEP_MS);
+    await m.goto(`${base}/#/imvu/stage`);
+    await m.getByTestId("not-visible").waitFor();
+    const md = m.locator("#deploy >> xpath=..");
+    await md.getByLabel("Workload name").fill("evil");
+    await md.getByLabel(/^A directory on this computer/).check();
+    await md.getByLabel("Directory to deploy").setInputFiles(site);
+    const sizeBefore = stack.platform.ledger.size;
+    await md.getByRole("button", { name: "Pack, upload, sign and deploy" }).click();
+    await md.getByRole("alert").getByText(/NOT_FOUND/).waitFor();
+    assert.equal(stack.platform.ledger.size, sizeBefore, "no command after a refused upload");
+    assert.equal(stack.platform.state.get("compute-workload", "stage/evil"), undefined);
+    await shot(m, "deploy-directory-refused");
+    await m.close();
   });
 
   test("the owner starts an exit; the bundle download is announced for a later release", async () => {

@@ -3,13 +3,15 @@
  * implementation in src/core, run under Node's WebCrypto: RFC 8785 canonical JSON, RFC 9162
  * inclusion and consistency proofs (valid ones accepted, systematic corruptions rejected, the
  * same verdict as the server's verifier every time), C2SP signed checkpoints, identities made in
- * the browser and CLI identity files imported, commands signed in the page, and mailbox password
- * verifiers derived in the page (byte-identical to Node's scrypt, accepted by the mail servers).
+ * the browser and CLI identity files imported, commands signed in the page, mailbox password
+ * verifiers derived in the page (byte-identical to Node's scrypt, accepted by the mail servers),
+ * directories packed in the page (byte-identical to the CLI's writeTarSync for the same tree) and
+ * RFC 9421 request signatures made in the page (the server's bytes, accepted by its verifier).
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes as nodeRandomBytes, scryptSync } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -29,6 +31,10 @@ import { NoteError, openCheckpoint, parseVerifierKey } from "../../console/src/l
 import { createPasswordVerifier, generatePassword, GENERATED_PASSWORD_BYTES, verifierCommitment } from "../../console/src/lib/mail.ts";
 import { GENERATED_PASSWORD_BYTES as CLI_GENERATED_PASSWORD_BYTES } from "../../src/cli/commands/mail.ts";
 import * as mailRef from "../../src/services/mail/directory.ts";
+import { readTarSync, writeTarSync } from "../../src/services/compute/tar.ts";
+import { signRequest as serverSignRequest, verifyRequest } from "../../src/core/crypto/httpsig.ts";
+import { packDirectory, PackError, type SourceFile } from "../../console/src/lib/tar.ts";
+import { signRequest } from "../../console/src/lib/httpsig.ts";
 
 /** Leaf hashes of a tree of `n` entries "entry-0".. */
 function leaves(n: number): Uint8Array[] {
@@ -218,5 +224,183 @@ describe("console: mailbox password verifiers derived in the page are the mail s
     assert.match(pw, /^[A-Za-z0-9_-]{24}$/);
     await assert.rejects(createPasswordVerifier(""));
     await assert.rejects(createPasswordVerifier("x".repeat(mailRef.PASSWORD_BYTES_MAX + 1)));
+  });
+});
+
+/** A tree to write: relative file path -> [content, mtime in seconds]. */
+type TreeSpec = ReadonlyMap<string, readonly [Uint8Array, number]>;
+
+/**
+ * Writes `spec` under `root` with the metadata the page assumes (files 0644, directories 0755,
+ * the given owner, each directory's mtime the newest beneath it) and returns what a browser
+ * would hand the page for it (webkitRelativePath "<name>/<path>", the bytes, lastModified in ms).
+ */
+function writeTree(root: string, name: string, spec: TreeSpec, owner: { uid: number; gid: number }): SourceFile[] {
+  const top = join(root, name);
+  mkdirSync(top, { recursive: true });
+  for (const [rel, [bytes, mtime]] of spec) {
+    const abs = join(top, rel);
+    mkdirSync(join(abs, ".."), { recursive: true });
+    writeFileSync(abs, bytes);
+    chmodSync(abs, 0o644);
+    utimesSync(abs, mtime, mtime);
+  }
+  const fix = (dir: string): number => {
+    let newest = Number.NEGATIVE_INFINITY;
+    for (const n of readdirSync(dir)) {
+      const p = join(dir, n);
+      const st = lstatSync(p);
+      newest = Math.max(newest, st.isDirectory() ? fix(p) : Math.floor(st.mtimeMs / 1000));
+    }
+    chmodSync(dir, 0o755);
+    if (typeof process.getuid === "function" && process.getuid() === 0) chownSync(dir, owner.uid, owner.gid);
+    utimesSync(dir, newest, newest);
+    return newest;
+  };
+  for (const [rel] of spec) if (typeof process.getuid === "function" && process.getuid() === 0) chownSync(join(top, rel), owner.uid, owner.gid);
+  fix(top);
+  return [...spec.keys()].map((rel) => {
+    const st = lstatSync(join(top, rel));
+    return { relativePath: `${name}/${rel}`, blob: new Blob([readFileSync(join(top, rel))]), lastModified: Math.floor(st.mtimeMs) };
+  });
+}
+
+/** The CLI's archive of `dir` (writeTarSync), its bytes and digest. */
+function cliTar(dir: string, out: string): { bytes: Buffer; sha256: string; entries: number } {
+  const r = writeTarSync(dir, out);
+  return { bytes: readFileSync(out), sha256: r.sha256, entries: r.entries };
+}
+
+describe("console: a directory packed in the page is the CLI's deterministic tar, byte for byte", () => {
+  const owner = { uid: typeof process.getuid === "function" ? process.getuid() : 0, gid: typeof process.getgid === "function" ? process.getgid() : 0 };
+  const meta = { uid: owner.uid, gid: owner.gid };
+  const b = (s: string): Uint8Array => new Uint8Array(Buffer.from(s));
+
+  test("a site with nested, long, non-ASCII and byte-order-sensitive names, empty and block-sized files", async () => {
+    const work = mkdtempSync(join(tmpdir(), "nexus-console-tar-"));
+    try {
+      const long = `${"deep/".repeat(30)}${"n".repeat(120)}.txt`;
+      const spec: TreeSpec = new Map<string, readonly [Uint8Array, number]>([
+        ["index.html", [b("<h1>hello from the page</h1>\n"), 1_700_000_000]],
+        ["css/site.css", [b("h1{color:#123}\n"), 1_700_000_100]],
+        ["empty", [new Uint8Array(0), 1_600_000_000]],
+        ["block512", [new Uint8Array(512).fill(7), 1_700_000_001]],
+        ["block513", [new Uint8Array(513).fill(8), 1_700_000_002]],
+        [".well-known/security.txt", [b("Contact: mailto:x@example.org\n"), 1_700_000_003]],
+        ["café/ü.txt", [b("unicode"), 1_700_000_004]],
+        // UTF-16 order puts U+1F600 before U+E000; UTF-8 byte order (the CLI's) the other way.
+        ["order/\u{E000}", [b("private use"), 1_700_000_005]],
+        ["order/\u{1F600}", [b("emoji"), 1_700_000_006]],
+        ["order/Z", [b("Z"), 1_700_000_007]],
+        ["order/a", [b("a"), 1_700_000_008]],
+        [long, [new Uint8Array(nodeRandomBytes(3000)), 1_700_000_009]],
+      ]);
+      const files = writeTree(work, "site", spec, owner);
+      const cli = cliTar(join(work, "site"), join(work, "cli.tar"));
+      let last = -1;
+      const page = await packDirectory([...files].reverse(), { ...meta, onProgress: (f) => (last = f) });
+      assert.equal(page.root, "site");
+      assert.equal(page.entries, cli.entries);
+      assert.equal(page.sha256, cli.sha256);
+      assert.equal(page.sizeBytes, cli.bytes.length);
+      assert.deepEqual(Buffer.from(await page.blob.arrayBuffer()), cli.bytes, "byte-identical archives");
+      assert.equal(page.blob.type, "application/x-tar");
+      assert.equal(last, 1);
+      // The server's reader takes the page's archive back, with every file's bytes.
+      writeFileSync(join(work, "page.tar"), Buffer.from(await page.blob.arrayBuffer()));
+      const seen = new Map<string, Buffer>();
+      readTarSync(join(work, "page.tar"), (e, data) => {
+        if (e.type !== "file") return;
+        const chunks: Buffer[] = [];
+        data((c) => chunks.push(Buffer.from(c)));
+        seen.set(e.path, Buffer.concat(chunks));
+      });
+      for (const [rel, [bytes]] of spec) assert.deepEqual(seen.get(rel), Buffer.from(bytes), rel);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  test("random trees: the page's digest is the CLI's every time", async () => {
+    const name = fc.stringMatching(/^[a-zA-Z0-9._\u00e9\u00fc\u4e2d-]{1,12}$/).filter((n) => n !== "." && n !== "..");
+    const tree = fc.uniqueArray(fc.tuple(fc.array(name, { minLength: 1, maxLength: 3 }), fc.uint8Array({ maxLength: 1100 }), fc.integer({ min: 0, max: 2_000_000_000 })), {
+      minLength: 1,
+      maxLength: 12,
+      selector: ([parts]) => parts.join("/"),
+    });
+    await fc.assert(
+      fc.asyncProperty(tree, async (items) => {
+        // Drop items whose path is a prefix directory of another (a name cannot be a file and a directory).
+        const paths = items.map(([p]) => p.join("/"));
+        const kept = items.filter(([p]) => !paths.some((q) => q.startsWith(`${p.join("/")}/`)));
+        const spec: TreeSpec = new Map(kept.map(([p, bytes, mtime]) => [p.join("/"), [bytes, mtime] as const]));
+        const work = mkdtempSync(join(tmpdir(), "nexus-console-tar-"));
+        try {
+          const files = writeTree(work, "app", spec, owner);
+          const cli = cliTar(join(work, "app"), join(work, "cli.tar"));
+          const page = await packDirectory(files, meta);
+          assert.equal(page.sha256, cli.sha256);
+          assert.deepEqual(Buffer.from(await page.blob.arrayBuffer()), cli.bytes);
+        } finally {
+          rmSync(work, { recursive: true, force: true });
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  test("what the CLI would not pack the same way is refused with a stable code", async () => {
+    const f = (relativePath: string, size = 1): SourceFile => ({ relativePath, blob: new Blob([new Uint8Array(size)]), lastModified: 0 });
+    const refused = async (files: SourceFile[], why: RegExp, opts = {}): Promise<void> => {
+      await assert.rejects(packDirectory(files, opts), (e: unknown) => e instanceof PackError && e.code === "CONSOLE_SOURCE_INVALID" && why.test(e.message));
+    };
+    await refused([], /no file/);
+    await refused([f("a/x"), f("b/y")], /two directories/);
+    await refused([f("a/../x")], /not a path/);
+    await refused([f("a/./x")], /not a path/);
+    await refused([f("a//x")], /not a path/);
+    await refused([f("x")], /not a path/);
+    await refused([f("a/x"), f("a/x")], /listed twice/);
+    await refused([f("a/x"), f("a/x/y")], /listed twice|both a file and a directory/);
+    await refused([f("a/x/y"), f("a/x")], /listed twice|both a file and a directory/);
+    await refused([f(`a/${"d/".repeat(129)}x`)], /too long or too deep/);
+    await refused([f("a/big", 4096)], /exceed 4096 bytes/, { maxBytes: 4096 });
+  });
+});
+
+describe("console: RFC 9421 request signatures made in the page are the CLI's", () => {
+  test("same key, same request, same second: the server's exact headers, accepted by its verifier; altered requests refused", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "nexus-console-sig-"));
+    try {
+      const cli = createIdentity(join(dir, "keyring"), { name: "carol" });
+      const who = await importCliIdentity(readFileSync(cli.path, "utf8"));
+      const url = `http://127.0.0.1:8780/v1/compute/imvus/stage/sources/${"ab".repeat(32)}`;
+      const now = 1_750_000_000;
+      const mine = await signRequest(who, "put", url, now);
+      const server = serverSignRequest(
+        { method: "PUT", url, headers: {} },
+        { components: ["@method", "@target-uri"], params: { created: now, keyid: cli.id, alg: "ed25519" }, privateKey: cli.current.privateKey },
+      );
+      assert.equal(mine["signature-input"], server.signatureInput);
+      assert.equal(mine.signature, server.signature, "Ed25519 is deterministic: the same bytes");
+      const key = Buffer.from(who.publicKey, "base64");
+      const policy = { resolveKey: (k: string) => (k === cli.id ? key : undefined), required: ["@method", "@target-uri"], nowSec: now + 5, maxAgeSec: 300 };
+      const ok = verifyRequest({ method: "PUT", url, headers: { ...mine } }, policy);
+      assert.ok(ok.ok, ok.ok ? "" : ok.reason);
+      assert.equal(ok.keyid, cli.id);
+      for (const [what, req] of [
+        ["another method", { method: "POST", url, headers: { ...mine } }],
+        ["another digest", { method: "PUT", url: url.replace("abab", "abac"), headers: { ...mine } }],
+        ["another host", { method: "PUT", url: url.replace("127.0.0.1", "localhost"), headers: { ...mine } }],
+      ] as const) {
+        assert.equal(verifyRequest(req, policy).ok, false, what);
+      }
+      assert.equal(verifyRequest({ method: "PUT", url, headers: { ...mine } }, { ...policy, nowSec: now + 3600 }).ok, false, "too old");
+      const browser = await createBrowserIdentity();
+      const other = await signRequest(browser, "PUT", url, now);
+      assert.equal(verifyRequest({ method: "PUT", url, headers: { ...other } }, policy).ok, false, "an unknown key");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,6 +6,7 @@
  */
 import { sha256Hex, toBase64, toBase64Url, randomBytes, utf8 } from "./bytes.ts";
 import { addReceipt, type Receipt, type StoredIdentity } from "./db.ts";
+import { signRequest } from "./httpsig.ts";
 import { pae, sign } from "./identity.ts";
 import { canonicalize } from "./jcs.ts";
 
@@ -13,6 +14,8 @@ import { canonicalize } from "./jcs.ts";
 export const COMMAND_PAYLOAD_TYPE = "application/vnd.nexus.command+json";
 /** Time limit of one request. */
 export const API_TIMEOUT_MS = 30_000;
+/** Time limit of one source upload (up to 512 MiB). */
+export const UPLOAD_TIMEOUT_MS = 600_000;
 
 /** An error answer of the API, with its stable code. */
 export class ApiError extends Error {
@@ -39,11 +42,11 @@ export type Submitted =
   | { readonly kind: "receipt"; readonly receipt: Receipt; readonly status: number }
   | { readonly kind: "rejected"; readonly code: string; readonly message: string; readonly status: number };
 
-async function call(method: string, path: string, init: { body?: string; token?: string } = {}): Promise<{ status: number; json: unknown }> {
+async function call(method: string, path: string, init: { body?: string; token?: string; timeoutMs?: number } = {}): Promise<{ status: number; json: unknown }> {
   const headers: Record<string, string> = { accept: "application/json" };
   if (init.body !== undefined) headers["content-type"] = "application/json";
   if (init.token !== undefined) headers.authorization = `Bearer ${init.token}`;
-  const res = await fetch(path, { method, headers, ...(init.body === undefined ? {} : { body: init.body }), signal: AbortSignal.timeout(API_TIMEOUT_MS) });
+  const res = await fetch(path, { method, headers, ...(init.body === undefined ? {} : { body: init.body }), signal: AbortSignal.timeout(init.timeoutMs ?? API_TIMEOUT_MS) });
   const text = await res.text();
   let json: unknown;
   try {
@@ -71,6 +74,24 @@ export async function getPublic<T>(path: string): Promise<T> {
 /** A POST of JSON answered with 200 and JSON (errors keep the server's code), e.g. POST /v1/mail/verifiers. */
 export async function postJson<T>(path: string, body: unknown): Promise<T> {
   const r = await call("POST", path, { body: JSON.stringify(body) });
+  if (r.status !== 200) throw errorOf(r.status, r.json);
+  return r.json as T;
+}
+
+/**
+ * A POST answered with 200, 201 or 202 and JSON, as `who` when given (a bearer token), else
+ * anonymously; errors keep the server's code. E.g. POST /v1/audit, which may run for minutes.
+ */
+export async function postMaybeAs<T>(who: StoredIdentity | undefined, path: string, body: unknown, timeoutMs = API_TIMEOUT_MS): Promise<T> {
+  const r = await call("POST", path, { body: JSON.stringify(body), timeoutMs, ...(who === undefined ? {} : { token: await tokenFor(who) }) });
+  if (r.status !== 200 && r.status !== 201 && r.status !== 202) throw errorOf(r.status, r.json);
+  return r.json as T;
+}
+
+/** A public GET that may answer 404: undefined then (e.g. GET /v1/audit/latest before any audit ran). */
+export async function getPublicOr404<T>(path: string): Promise<T | undefined> {
+  const r = await call("GET", path);
+  if (r.status === 404) return undefined;
   if (r.status !== 200) throw errorOf(r.status, r.json);
   return r.json as T;
 }
@@ -164,4 +185,41 @@ export async function register(who: StoredIdentity): Promise<Submitted> {
   const inception = who.kel[0];
   if (inception === undefined) throw new Error("the identity has no inception event");
   return submit(who, { type: "identity.inception", body: { inception: inception as Record<string, unknown> } });
+}
+
+/** What the API says of an uploaded source. */
+export interface UploadedSource {
+  readonly imvu: string;
+  readonly sha256: string;
+  readonly sizeBytes: number;
+  /** The same bytes were there already (HTTP 200 rather than 201). */
+  readonly existed: boolean;
+}
+
+/**
+ * Uploads a packed directory to PUT /v1/compute/imvus/<imvu>/sources/<sha256>, signed like the
+ * CLI's upload (RFC 9421 over @method and @target-uri): the API stores the bytes only under the
+ * SHA-256 they hash to, in the IMVU's own area (the owner's or a delegate's request only).
+ */
+export async function uploadSource(who: StoredIdentity, imvu: string, tar: { blob: Blob; sha256: string }): Promise<UploadedSource> {
+  if (!/^[0-9a-f]{64}$/.test(tar.sha256)) throw new ApiError("CONSOLE_BAD_INPUT", "a lower-case hex SHA-256", 0, undefined);
+  const path = `/v1/compute/imvus/${encodeURIComponent(imvu)}/sources/${tar.sha256}`;
+  const sig = await signRequest(who, "PUT", new URL(path, location.origin).href);
+  const res = await fetch(path, {
+    method: "PUT",
+    headers: { accept: "application/json", "content-type": "application/x-tar", ...sig },
+    body: tar.blob,
+    signal: AbortSignal.timeout(UPLOAD_TIMEOUT_MS),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text === "" ? undefined : JSON.parse(text);
+  } catch {
+    throw new ApiError("CONSOLE_BAD_RESPONSE", `PUT ${path}: HTTP ${res.status}, not JSON`, res.status, text);
+  }
+  if (res.status !== 200 && res.status !== 201) throw errorOf(res.status, json);
+  const r = json as { imvu: string; sha256: string; sizeBytes: number };
+  if (r.sha256 !== tar.sha256) throw new ApiError("CONSOLE_BAD_RESPONSE", `the API stored ${String(r.sha256)}, not ${tar.sha256}`, res.status, json);
+  return { imvu: r.imvu, sha256: r.sha256, sizeBytes: r.sizeBytes, existed: res.status === 200 };
 }

@@ -1,10 +1,10 @@
-/** One IMVU: envelope, resources, usage charts, feed, and its gated actions (DNS record, mailbox, workload, route, grant, exit). */
+/** One IMVU: envelope, resources, usage charts, feed, and its gated actions (DNS record, mailbox and its password, workload, route, grant, exit). */
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { CommandResult, ErrorBox, LineChart, Section } from "../components.tsx";
 import { ApiError, getAs, platformInfo, submit, type Submitted } from "../lib/api.ts";
 import type { StoredIdentity } from "../lib/db.ts";
 import { ENVELOPE_ROWS, type EnvelopeWire } from "../lib/envelope.ts";
-import { AddMailbox, AddRoute, DeployWorkload, GrantRoute, type ActionProps } from "./imvu-actions.tsx";
+import { AddMailbox, AddRoute, ChangeMailboxPassword, DeployWorkload, GrantRoute, type ActionProps } from "./imvu-actions.tsx";
 
 interface Imvu {
   readonly name: string;
@@ -154,7 +154,7 @@ export function ImvuPage({ me, name }: { me: StoredIdentity; name: string }) {
     }
   };
   const ttlNum = Number(ttl);
-  const actions: ActionProps = { me, name, base, workloads: res?.workloads ?? [], routes: res?.routes ?? [], refresh };
+  const actions: ActionProps = { me, name, base, workloads: res?.workloads ?? [], routes: res?.routes ?? [], mailboxes: (mailboxes ?? []).map((m) => m.address), refresh };
 
   return (
     <>
@@ -212,7 +212,7 @@ export function ImvuPage({ me, name }: { me: StoredIdentity; name: string }) {
       {imvu && res && (
         <Section title="Workloads, routes, grants and mailboxes" id="compute">
           <h3>Workloads</h3>
-          <Rows rows={res.workloads} empty="No workloads yet (deploy one from an image below, or a directory with nexus compute deploy)." caption="Workloads" />
+          <Rows rows={res.workloads} empty="No workloads yet (deploy one below, from an image or from a directory on this computer)." caption="Workloads" />
           <h3>Routes</h3>
           <Rows rows={res.routes} empty="No routes." caption="Routes" />
           <h3>Grants of private routes</h3>
@@ -248,6 +248,7 @@ export function ImvuPage({ me, name }: { me: StoredIdentity; name: string }) {
         <CommandResult result={dnsResult} what="Setting the record" />
       </Section>
       <AddMailbox {...actions} />
+      <ChangeMailboxPassword {...actions} />
       <DeployWorkload {...actions} />
       <AddRoute {...actions} />
       <GrantRoute {...actions} />

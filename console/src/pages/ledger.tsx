@@ -1,4 +1,7 @@
-/** The public ledger explorer for auditors: checkpoints, entries, denied attempts with their gates, proofs verified in the page. */
+/**
+ * The public ledger explorer for auditors and admins: checkpoints, platform totals, the stack
+ * audit's latest report, entries, denied attempts with their gates, proofs verified in the page.
+ */
 import { useEffect, useState } from "preact/hooks";
 import { Checks, ErrorBox, GateTable, Section } from "../components.tsx";
 import { getPublic } from "../lib/api.ts";
@@ -7,14 +10,18 @@ import { decodeEntry, failing, GATE_NAMES, type DecodedEntry } from "../lib/ledg
 import { leafHash, verifyConsistency } from "../lib/merkle.ts";
 import { openCheckpoint } from "../lib/note.ts";
 import { checkLatest, pinnedVerifierKey, verifyServedInclusion, type Check } from "../lib/trust.ts";
+import type { StoredIdentity } from "../lib/db.ts";
+import type { Checkpoint } from "../lib/note.ts";
+import { PlatformTotals, StackAudit } from "./platform.tsx";
 
 /** Entries per page of the explorer. */
 const PAGE = 50;
 
 interface EntriesAnswer { readonly entries: { index: string; leafHash: string; entry: string }[]; readonly size: string }
 
-export function Ledger() {
+export function Ledger({ me }: { me?: StoredIdentity | undefined }) {
   const [size, setSize] = useState<bigint | undefined>();
+  const [cp, setCp] = useState<Checkpoint | undefined>();
   const [start, setStart] = useState<bigint | undefined>();
   const [rows, setRows] = useState<DecodedEntry[]>([]);
   const [deniedOnly, setDeniedOnly] = useState(false);
@@ -28,6 +35,8 @@ export function Ledger() {
     void checkLatest().then((r) => {
       setCpChecks(r.checks);
       if (r.cp) {
+        // Only a checkpoint that verified (signature and consistency) anchors the checks below.
+        if (r.checks.every((c) => c.ok)) setCp(r.cp);
         setSize(r.cp.size);
         setCTo(r.cp.size.toString());
         setStart(r.cp.size > BigInt(PAGE) ? r.cp.size - BigInt(PAGE) : 0n);
@@ -74,6 +83,8 @@ export function Ledger() {
       <Section title="Latest checkpoint" id="checkpoint">
         {cpChecks ? <Checks checks={cpChecks} testid="explorer-checkpoint" /> : <p>Loading…</p>}
       </Section>
+      <PlatformTotals cp={cp} />
+      <StackAudit me={me} cp={cp} />
       <Section title="Entries" id="entries">
         <div class="inline">
           <input type="checkbox" id="denied-only" checked={deniedOnly} onChange={(e) => setDeniedOnly(e.currentTarget.checked)} />

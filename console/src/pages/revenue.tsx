@@ -33,7 +33,7 @@ function minorDigits(currency: string): number {
 }
 
 /** Minor units as a decimal (display only: the figures stay integer strings, never floats). */
-function money(minor: string, currency: string): string {
+export function money(minor: string, currency: string): string {
   const digits = minorDigits(currency);
   const neg = minor.startsWith("-");
   const d = (neg ? minor.slice(1) : minor).padStart(digits + 1, "0");

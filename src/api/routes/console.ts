@@ -11,7 +11,10 @@
  * `consoleReadRoutes({pipeline})` adds the reads the console needs that no other module serves
  * (under /v1/console/ so they never collide with a part's own routes): an IMVU's resources
  * (DNS records, workloads, routes, grants, usage, throttling) for its owner or delegates only
- * (gate 16, answered 404 for anyone else exactly as for a name that does not exist).
+ * (gate 16, answered 404 for anyone else exactly as for a name that does not exist); and the
+ * public platform totals (GET /v1/platform/totals: IMVUs by status and class, entries applied and
+ * denied, revenue per currency with its creator and platform parts), aggregates of the projection
+ * and of the public ledger only, never one IMVU's private data.
  */
 import { lstatSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { dirname, extname, join, relative, sep } from "node:path";
@@ -19,13 +22,15 @@ import { fileURLToPath } from "node:url";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { commonErrors } from "../../core/common-errors.ts";
+import type { Ledger } from "../../core/ledger/ledger.ts";
+import { ENTRIES_PAGE_MAX } from "../../core/ledger/ledger.ts";
 import type { Pipeline } from "../../core/pipeline/pipeline.ts";
 import type { StateReader } from "../../core/pipeline/state.ts";
 import { ImvuName } from "../../core/policy/schemas.ts";
 import type { ApiModule } from "../app.ts";
 import { callerOf, type TokenAuthority } from "../auth.ts";
 import { apiErrors } from "../errors.ts";
-import { jsonResponse, type OpenApiPaths, parameter } from "../openapi.ts";
+import { errorResponses, jsonResponse, type OpenApiPaths, parameter } from "../openapi.ts";
 import { parseInput } from "../params.ts";
 import { sharedTokenAuthority } from "./commands.ts";
 
@@ -183,9 +188,155 @@ export function consoleRoutes(opts: ConsoleRoutesOptions): ApiModule {
   };
 }
 
+/** Most ledger entries one totals request reads to bring its outcome counts up to date. */
+export const TOTALS_ENTRIES_PER_REQUEST_MAX = 100_000;
+
+/** The answer of GET /v1/platform/totals (counts and amounts as decimal strings). */
+export interface PlatformTotals {
+  readonly version: 1;
+  readonly at: string;
+  /** The ledger's size when the totals were read. */
+  readonly treeSize: string;
+  /** Entries by outcome among the first `counted` (all of them once counting caught up). */
+  readonly entries: { readonly counted: string; readonly applied: string; readonly denied: string; readonly other: string };
+  readonly imvus: {
+    readonly total: number;
+    readonly byStatus: Readonly<Record<string, number>>;
+    readonly byClass: Readonly<Record<string, number>>;
+    readonly exitRequested: number;
+    readonly departed: number;
+  };
+  readonly identities: { readonly total: number; readonly byKind: Readonly<Record<string, number>> };
+  readonly resources: { readonly domains: number; readonly dnsRecords: number; readonly mailboxes: number; readonly workloads: number; readonly routes: number };
+  /** Per currency, in minor units: gross, the creators' and the platform's parts, paid out; and the same per class. */
+  readonly revenue: Readonly<Record<string, RevenueTotal & { readonly byClass: Readonly<Record<string, RevenueTotal>> }>>;
+}
+
+/** Revenue sums of a currency (minor units, decimal strings). */
+export interface RevenueTotal {
+  readonly gross: string;
+  readonly creator: string;
+  readonly platform: string;
+  readonly paidOut: string;
+}
+
+/**
+ * Counts ledger entries by outcome, each entry read once per process: a request brings the count
+ * forward by at most `step` entries (so a long ledger costs no single request more than that),
+ * and requests queue behind each other.
+ */
+export class OutcomeTally {
+  readonly #ledger: Ledger;
+  readonly #step: number;
+  #counted = 0n;
+  readonly #by = { applied: 0n, denied: 0n, other: 0n };
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(ledger: Ledger, step = TOTALS_ENTRIES_PER_REQUEST_MAX) {
+    this.#ledger = ledger;
+    this.#step = step;
+  }
+
+  /** The counts after reading forward (up to `step` entries) towards the ledger's current size. */
+  advance(): Promise<PlatformTotals["entries"]> {
+    const run = this.#queue.then(async () => {
+      const target = this.#ledger.size;
+      let budget = this.#step;
+      while (this.#counted < target && budget > 0) {
+        const rows = await this.#ledger.entries(this.#counted, Math.min(ENTRIES_PAGE_MAX, budget));
+        if (rows.length === 0) break;
+        for (const r of rows) {
+          let outcome: unknown;
+          try {
+            outcome = (JSON.parse(Buffer.from(r.bytes).toString("utf8")) as { outcome?: unknown }).outcome;
+          } catch {
+            outcome = undefined;
+          }
+          if (outcome === "applied") this.#by.applied++;
+          else if (outcome === "denied") this.#by.denied++;
+          else this.#by.other++;
+        }
+        this.#counted += BigInt(rows.length);
+        budget -= rows.length;
+      }
+      return { counted: this.#counted.toString(), applied: this.#by.applied.toString(), denied: this.#by.denied.toString(), other: this.#by.other.toString() };
+    });
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function bump(m: Record<string, number>, k: string): void {
+  m[k] = (m[k] ?? 0) + 1;
+}
+
+/** The projection's aggregates (everything of the totals but the entry counts). */
+export function projectionTotals(state: StateReader): Omit<PlatformTotals, "version" | "at" | "treeSize" | "entries"> {
+  const byStatus: Record<string, number> = { active: 0, suspended: 0 };
+  const byClass: Record<string, number> = { imvu: 0, "mini-platform": 0 };
+  let total = 0;
+  let exitRequested = 0;
+  let departed = 0;
+  for (const [, i] of state.list("imvu")) {
+    total++;
+    bump(byStatus, i.status);
+    bump(byClass, i.class);
+    if (i.exit?.departedIndex !== undefined) departed++;
+    else if (i.exit !== undefined) exitRequested++;
+  }
+  const byKind: Record<string, number> = {};
+  let identities = 0;
+  for (const [, id] of state.list("identity")) {
+    identities++;
+    bump(byKind, id.kind);
+  }
+  type Sums = { gross: bigint; creator: bigint; platform: bigint; paidOut: bigint };
+  const zero = (): Sums => ({ gross: 0n, creator: 0n, platform: 0n, paidOut: 0n });
+  const add = (a: Sums, r: { gross: string; creator: string; platform: string; paidOut: string }): void => {
+    a.gross += BigInt(r.gross);
+    a.creator += BigInt(r.creator);
+    a.platform += BigInt(r.platform);
+    a.paidOut += BigInt(r.paidOut);
+  };
+  const sums = new Map<string, { all: Sums; byClass: Map<string, Sums> }>();
+  for (const [, a] of state.list("revenue-account")) {
+    let c = sums.get(a.currency);
+    if (c === undefined) {
+      c = { all: zero(), byClass: new Map() };
+      sums.set(a.currency, c);
+    }
+    add(c.all, a);
+    let k = c.byClass.get(a.class);
+    if (k === undefined) {
+      k = zero();
+      c.byClass.set(a.class, k);
+    }
+    add(k, a);
+  }
+  const text = (x: Sums): RevenueTotal => ({ gross: x.gross.toString(), creator: x.creator.toString(), platform: x.platform.toString(), paidOut: x.paidOut.toString() });
+  const byKey = <T,>([a]: [string, T], [b]: [string, T]): number => (a < b ? -1 : a > b ? 1 : 0);
+  const revenue: PlatformTotals["revenue"] = Object.fromEntries(
+    [...sums.entries()].sort(byKey).map(([cur, c]) => [cur, { ...text(c.all), byClass: Object.fromEntries([...c.byClass.entries()].sort(byKey).map(([k, v]) => [k, text(v)])) }]),
+  );
+  return {
+    imvus: { total, byStatus, byClass, exitRequested, departed },
+    identities: { total: identities, byKind },
+    resources: {
+      domains: state.list("domain").length,
+      dnsRecords: state.list("dns-rrset").length,
+      mailboxes: state.list("mail-mailbox").length,
+      workloads: state.list("compute-workload").length,
+      routes: state.list("net-route").length,
+    },
+    revenue,
+  };
+}
+
 /** What the console's read routes need. */
 export interface ConsoleReadRoutesOptions {
   readonly pipeline: Pipeline;
+  /** The ledger, for the entry counts of GET /v1/platform/totals (without it the route is not mounted). */
+  readonly ledger?: Ledger;
   /** Checks read tokens (default: the process's shared one, which POST /v1/auth/token issues). */
   readonly tokens?: TokenAuthority;
   /** Seconds clock for signature freshness. */
@@ -198,6 +349,18 @@ const errorRef = { $ref: "#/components/schemas/Error" };
 
 /** The OpenAPI description of the console's reads. */
 export const consoleReadDocs: OpenApiPaths = {
+  "/v1/platform/totals": {
+    get: {
+      summary: "Public platform totals: IMVUs by status and class, identities, resources, ledger entries applied and denied, revenue per currency with the creators' and the platform's parts (aggregates only)",
+      responses: {
+        "200": jsonResponse("The totals", {
+          type: "object",
+          required: ["version", "at", "treeSize", "entries", "imvus", "identities", "resources", "revenue"],
+        }),
+        ...errorResponses(400),
+      },
+    },
+  },
   "/v1/console/imvus/{name}/resources": {
     get: {
       summary: "What an IMVU holds, for its owner or delegates (gate 16): DNS zones and records, workloads, routes, grants, usage reports and throttling episodes",
@@ -236,10 +399,20 @@ function rowsOf(state: StateReader, table: "dns-zone" | "dns-rrset" | "compute-w
 export function consoleReadRoutes(opts: ConsoleReadRoutesOptions): ApiModule {
   const tokens = opts.tokens ?? sharedTokenAuthority();
   const clockSec = opts.clockSec ?? (() => Math.floor(Date.now() / 1000));
+  const tally = opts.ledger === undefined ? undefined : new OutcomeTally(opts.ledger);
   return {
     name: "console-reads",
     docs: consoleReadDocs,
     register: (app: FastifyInstance) => {
+      if (tally !== undefined && opts.ledger !== undefined) {
+        const ledger = opts.ledger;
+        app.get("/v1/platform/totals", async (req): Promise<PlatformTotals> => {
+          parseInput(emptyQuery, req.query, "query");
+          const treeSize = ledger.size.toString();
+          const entries = await tally.advance();
+          return { version: 1, at: new Date().toISOString(), treeSize, entries, ...projectionTotals(opts.pipeline.state) };
+        });
+      }
       app.get("/v1/console/imvus/:name/resources", async (req) => {
         const state = opts.pipeline.state;
         const url = `${req.protocol}://${req.headers.host ?? "localhost"}${req.url}`;
