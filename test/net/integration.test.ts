@@ -17,6 +17,7 @@ import { signRequest } from "../../src/core/crypto/httpsig.ts";
 import { DEFAULT_PORTS } from "../../src/platform/service.ts";
 import { gatewayService, type RunningGateway } from "../../src/platform/services/gateway.ts";
 import { stageSourceDir } from "../../src/services/compute/sources.ts";
+import { sweepIfbs } from "../../src/services/net/tc.ts";
 import { busyboxRootfs, waitFor } from "../compute/support.ts";
 import { act, applied, commandAt, createImvu, deniedBy, openSite, person, type Site } from "../compute/integration-support.ts";
 
@@ -55,6 +56,8 @@ before(async () => {
 after(async () => {
   await gw.stop();
   await site.done();
+  // The gateway shaped the IMVUs' bridges (docs/net.md, "Kernel shaping"); their ifbs go with them.
+  if (process.getuid?.() === 0) await sweepIfbs();
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -127,7 +130,7 @@ test("throttling by the declared slice is visible and reported to the ledger by 
   }
   await gw.stop();
   const gatewayId = site.platform.serviceIdentity("gateway").id;
-  const report = await waitFor("the throttle report", async () => site.platform.state.list("throttle", "stage/gateway/")[0]?.[1], 10_000);
+  const report = await waitFor("the throttle report", async () => site.platform.state.list("throttle", "stage/gateway/requestsPerSec-")[0]?.[1], 10_000);
   assert.equal(report.limit, "requestsPerSec");
   assert.equal(report.declared, "5");
   const entry = await commandAt(site, report.index);

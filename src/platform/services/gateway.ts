@@ -9,6 +9,9 @@
  * key, Ed25519 seed, 0600: copy it to every gateway that must accept the same sessions),
  * `regions.json` (optional: `[{"cidr":"192.0.2.0/24","region":"DE"}, …]` for restricted routes),
  * `certs/` (per-host self-signed certificates, generated on first use).
+ *
+ * It also holds each IMVU's container bridge to the envelope's bandwidth in the kernel
+ * (gateway-shaping.ts), so traffic that bypasses the gateway keeps to the slice too.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -24,6 +27,7 @@ import {
 import type { Platform } from "../platform.ts";
 import type { RunningService, ServiceContext, ServiceModule } from "../service.ts";
 import { computeOf, type RunningCompute } from "./compute.ts";
+import { startShaping, type GatewayShaping, type ShapingOptions } from "./gateway-shaping.ts";
 
 /** How often the table is rebuilt even without a recorded command (workload addresses move). */
 export const ROUTE_REFRESH_MS = 2_000;
@@ -39,6 +43,13 @@ export interface RunningGateway extends RunningService {
   readonly gateway: Gateway;
   /** Rebuilds the table now from the projection and compute's addresses. */
   refresh(): void;
+  /** The kernel shaping of the IMVUs' container networks. */
+  readonly shaping: GatewayShaping;
+}
+
+/** Options of the gateway module (tests: shorter shaping intervals). */
+export interface GatewayServiceOptions {
+  readonly shaping?: ShapingOptions;
 }
 
 /** The running gateway among a stack's services. */
@@ -121,83 +132,103 @@ function usageByImvu(u: UsageReport): Map<string, Record<string, string>> {
   return new Map([...out].map(([k, m]) => [k, Object.fromEntries(Object.entries(m).map(([n, v]) => [n, v.toString()]))]));
 }
 
-/** The gateway as a service of the stack. */
-export const gatewayService: ServiceModule = {
-  name: "gateway",
-  async start(ctx: ServiceContext): Promise<RunningGateway> {
-    const { platform, config, log } = ctx;
-    const dir = join(platform.home, "gateway");
-    mkdirSync(join(dir, "certs"), { recursive: true, mode: 0o700 });
-    chmodSync(dir, 0o700);
-    const key = loadSessionKey(dir);
-    const regionsFile = join(dir, "regions.json");
-    const regions: RegionRange[] = existsSync(regionsFile) ? RegionsSchema.parse(JSON.parse(readFileSync(regionsFile, "utf8"))) : [];
-    const compute: RunningCompute | undefined = computeOf(ctx.services ?? []);
-    const address = (imvu: string, workload: string) => compute?.address(imvu, workload);
-    const report = (what: string, p: Promise<unknown>): void =>
-      void p.catch((e: unknown) => log(`${what} not recorded: ${isNexusError(e) ? e.code : e instanceof Error ? e.message : String(e)}`));
-    const gateway = await startGateway({
-      host: config.host,
-      port: config.ports.gateway,
-      tls: { port: config.ports.gatewayTls, certDir: join(dir, "certs") },
-      regions: buildRegionTable(regions),
-      resolveKey: (id) => {
-        const rec = platform.state.get("identity", id);
-        return rec ? fromBase64(rec.publicKey) : undefined;
-      },
-      session: { signer: { keyId: "gateway-1", privateKey: key.privateKey, publicKey: key.publicKey } },
-      usageIntervalMs: GATEWAY_USAGE_INTERVAL_MS,
-      onThrottle: (e) => {
-        const declared = declaredInEnvelope(platform, e);
-        if (declared === undefined) {
-          log(`gateway-wide limit ${e.limit}=${e.declared} shed ${e.count} requests of ${e.imvu} (not an envelope limit: logged, not reported)`);
-          return;
-        }
-        const episodeId = `${e.limit}-${e.startedAtMs}`;
-        const body = { service: "gateway", limit: e.limit, declared, episodeId, startedAt: new Date(e.startedAtMs).toISOString(), count: Math.max(1, e.count) };
-        report(`throttle.report of ${e.imvu}`, platform.submitAsService("gateway", { type: "throttle.report", imvu: e.imvu, body }));
-      },
-      onUsage: (u) => {
-        for (const [imvu, metrics] of usageByImvu(u)) {
-          if (!platform.state.get("imvu", imvu)) continue;
-          const body = { service: "gateway", intervalStart: new Date(u.fromMs).toISOString(), intervalEnd: new Date(u.toMs).toISOString(), metrics };
-          report(`usage.report of ${imvu}`, platform.submitAsService("gateway", { type: "usage.report", imvu, body }));
-        }
-      },
-      onEvent: (e) => log(`${e.where}: ${e.message}`),
-    });
-    let lastKey = "";
-    const refresh = (): void => {
-      try {
-        const table = routeTableFromState(platform.state, platform.ledger.size, address);
-        const shape = JSON.stringify(table.routes);
-        // Swap only when something a request could see changed (routes, grants, addresses, slices).
-        const keyNow = `${shape}|${JSON.stringify([...table.slices])}`;
-        if (keyNow === lastKey) return;
-        lastKey = keyNow;
-        gateway.setRoutes(table);
-      } catch (e) {
-        log(`route table not rebuilt: ${e instanceof Error ? e.message : String(e)}`);
+/** A `throttle.report` draft for an episode of an envelope limit, or undefined for a gateway-wide limit. */
+function throttleDraft(platform: Platform, e: ThrottleEpisode, idPrefix: string): { type: "throttle.report"; imvu: string; body: Record<string, unknown> } | undefined {
+  const declared = declaredInEnvelope(platform, e);
+  if (declared === undefined) return undefined;
+  const body = { service: "gateway", limit: e.limit, declared, episodeId: `${idPrefix}${e.limit}-${e.startedAtMs}`, startedAt: new Date(e.startedAtMs).toISOString(), count: Math.max(1, e.count) };
+  return { type: "throttle.report", imvu: e.imvu, body };
+}
+
+/** The gateway as a service of the stack, with options. */
+export function createGatewayService(opts: GatewayServiceOptions = {}): ServiceModule {
+  return { name: "gateway", start: (ctx) => startGatewayModule(ctx, opts) };
+}
+
+/** The gateway module of `nexus up`. */
+export const gatewayService: ServiceModule = createGatewayService();
+
+async function startGatewayModule(ctx: ServiceContext, opts: GatewayServiceOptions): Promise<RunningGateway> {
+  const { platform, config, log } = ctx;
+  const dir = join(platform.home, "gateway");
+  mkdirSync(join(dir, "certs"), { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const key = loadSessionKey(dir);
+  const regionsFile = join(dir, "regions.json");
+  const regions: RegionRange[] = existsSync(regionsFile) ? RegionsSchema.parse(JSON.parse(readFileSync(regionsFile, "utf8"))) : [];
+  const compute: RunningCompute | undefined = computeOf(ctx.services ?? []);
+  const address = (imvu: string, workload: string) => compute?.address(imvu, workload);
+  const report = (what: string, p: Promise<unknown>): void =>
+    void p.catch((e: unknown) => log(`${what} not recorded: ${isNexusError(e) ? e.code : e instanceof Error ? e.message : String(e)}`));
+  const gateway = await startGateway({
+    host: config.host,
+    port: config.ports.gateway,
+    tls: { port: config.ports.gatewayTls, certDir: join(dir, "certs") },
+    regions: buildRegionTable(regions),
+    resolveKey: (id) => {
+      const rec = platform.state.get("identity", id);
+      return rec ? fromBase64(rec.publicKey) : undefined;
+    },
+    session: { signer: { keyId: "gateway-1", privateKey: key.privateKey, publicKey: key.publicKey } },
+    usageIntervalMs: GATEWAY_USAGE_INTERVAL_MS,
+    onThrottle: (e) => {
+      const draft = throttleDraft(platform, e, "");
+      if (draft === undefined) {
+        log(`gateway-wide limit ${e.limit}=${e.declared} shed ${e.count} requests of ${e.imvu} (not an envelope limit: logged, not reported)`);
+        return;
       }
-    };
-    refresh();
-    const off = platform.pipeline.onRecorded((r) => {
-      if (r.entry.outcome === "applied") refresh();
-    });
-    const timer = setInterval(refresh, ROUTE_REFRESH_MS);
-    timer.unref();
-    const endpoints = [`http ${config.host}:${String(gateway.port)}`, `https (HTTP/2, SNI) ${config.host}:${String(gateway.tlsPort)}`];
-    if (!compute || compute.degraded !== undefined) endpoints.push("no workloads to route to: compute is not running");
-    return {
-      name: "gateway",
-      gateway,
-      refresh,
-      endpoints,
-      async stop() {
-        clearInterval(timer);
-        off();
-        await gateway.close();
-      },
-    };
-  },
-};
+      report(`throttle.report of ${e.imvu}`, platform.submitAsService("gateway", draft));
+    },
+    onUsage: (u) => {
+      for (const [imvu, metrics] of usageByImvu(u)) {
+        if (!platform.state.get("imvu", imvu)) continue;
+        const body = { service: "gateway", intervalStart: new Date(u.fromMs).toISOString(), intervalEnd: new Date(u.toMs).toISOString(), metrics };
+        report(`usage.report of ${imvu}`, platform.submitAsService("gateway", { type: "usage.report", imvu, body }));
+      }
+    },
+    onEvent: (e) => log(`${e.where}: ${e.message}`),
+  });
+  let lastKey = "";
+  const refresh = (): void => {
+    try {
+      const table = routeTableFromState(platform.state, platform.ledger.size, address);
+      const shape = JSON.stringify(table.routes);
+      // Swap only when something a request could see changed (routes, grants, addresses, slices).
+      const keyNow = `${shape}|${JSON.stringify([...table.slices])}`;
+      if (keyNow === lastKey) return;
+      lastKey = keyNow;
+      gateway.setRoutes(table);
+    } catch (e) {
+      log(`route table not rebuilt: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+  refresh();
+  const off = platform.pipeline.onRecorded((r) => {
+    if (r.entry.outcome === "applied") refresh();
+  });
+  const timer = setInterval(refresh, ROUTE_REFRESH_MS);
+  timer.unref();
+  // Episodes of the kernel's shaping are the same envelope limit, reported under their own ids.
+  const shaping = startShaping({
+    platform, compute, log, ...(opts.shaping === undefined ? {} : { options: opts.shaping }),
+    onThrottle: (e) => {
+      const draft = throttleDraft(platform, e, "kernel-");
+      if (draft !== undefined) report(`throttle.report (kernel) of ${e.imvu}`, platform.submitAsService("gateway", draft));
+    },
+  });
+  const endpoints = [`http ${config.host}:${String(gateway.port)}`, `https (HTTP/2, SNI) ${config.host}:${String(gateway.tlsPort)}`, shaping.status];
+  if (!compute || compute.degraded !== undefined) endpoints.push("no workloads to route to: compute is not running");
+  return {
+    name: "gateway",
+    gateway,
+    refresh,
+    shaping,
+    endpoints,
+    async stop() {
+      clearInterval(timer);
+      off();
+      await shaping.stop();
+      await gateway.close();
+    },
+  };
+}

@@ -18,4 +18,12 @@ export {
   startGateway, GATEWAY_PORT_DEFAULT, GATEWAY_LIMITS, WORKERS_MAX,
   type Gateway, type GatewayOptions, type GatewayLimits, type GatewayEvent, type UsageReport,
 } from "./gateway.ts";
-export { applyRate, clearRate, currentRate, tbfParams, TBF_LATENCY_MS, TBF_BURST_BYTES_MIN, type TcTarget } from "./tc.ts";
+export {
+  applyRate, clearRate, currentRate, tbfParams, shapeBridge, unshapeBridge, redirectPort, bridgeShaping, portRedirect, listLinks, listQdiscs,
+  interfaceAddresses, orphanIfbs, sweepIfbs, ifbName, TBF_LATENCY_MS, TBF_BURST_BYTES_MIN, IFB_PREFIX,
+  type TcTarget, type BridgeTarget, type BridgeShaping, type LinkInfo, type QdiscInfo, type InterfaceAddresses,
+} from "./tc.ts";
+export {
+  KernelShaper, planShaping, observeBridge, bridgeForSubnet, sliceRate, SHAPING_RATE_MAX, SHAPING_BRIDGES_MAX, KERNEL_EPISODE_VERSION,
+  type ShapeWant, type ShapePlan, type ShapeAction, type BridgeObserved, type ShapingPass, type KernelShaperOptions,
+} from "./shaping.ts";

@@ -219,15 +219,15 @@ export class EpisodeTracker {
     this.quietMs = quietMs;
   }
 
-  /** Records one throttling event. */
-  hit(imvu: string, limit: ThrottleLimit, declared: number, nowMs: number, version: string): void {
+  /** Records `n` throttling events (default one) seen at `nowMs`. */
+  hit(imvu: string, limit: ThrottleLimit, declared: number, nowMs: number, version: string, n = 1): void {
     const key = `${limit}\u0000${imvu}\u0000${declared}`;
     const e = this.open.get(key);
     if (e === undefined) {
-      this.open.set(key, { imvu, limit, declared, startedAtMs: nowMs, lastAtMs: nowMs, count: 1, version });
+      this.open.set(key, { imvu, limit, declared, startedAtMs: nowMs, lastAtMs: nowMs, count: n, version });
     } else {
       e.lastAtMs = nowMs;
-      e.count++;
+      e.count += n;
     }
   }
 
