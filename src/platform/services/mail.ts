@@ -23,6 +23,7 @@ import type { RecordedCommand } from "../../core/pipeline/pipeline.ts";
 import { writeTarSync } from "../../services/compute/tar.ts";
 import { directoryAuthenticator, startImapServer, type ImapServer, type ImapServerLimits } from "../../services/mail/imap/index.ts";
 import { LedgerMailDirectory } from "../../services/mail/projection.ts";
+import type { RetryPolicy } from "../../services/mail/queue.ts";
 import {
   dkimKeyCommitment, dkimPublicKeyValue, generateDkimKeys, loadOrCreateTls, maildirPath, startMailSmtp,
   type MailResolver, type MailSmtp, type Smarthost, type SmtpLimits, type SmtpLogger,
@@ -43,6 +44,8 @@ export interface MailServiceOptions {
   readonly limits?: Partial<SmtpLimits>;
   readonly imapLimits?: Partial<ImapServerLimits>;
   readonly meterIntervalMs?: number;
+  /** The outbound queue's retry schedule (default RETRY_DEFAULT; tests shorten it). */
+  readonly retry?: Partial<RetryPolicy>;
   /** Our host name in banners and Received: (default: genesis's mail host, mail.<base>). */
   readonly hostname?: string;
 }
@@ -81,6 +84,7 @@ async function startMail(ctx: ServiceContext, opts: MailServiceOptions): Promise
     ...(opts.smarthost ? { smarthost: opts.smarthost } : {}),
     ...(opts.mxPort === undefined ? {} : { mxPort: opts.mxPort }),
     ...(opts.limits ? { limits: opts.limits } : {}),
+    ...(opts.retry ? { retry: opts.retry } : {}),
   });
   let imap: ImapServer;
   try {
