@@ -18,6 +18,7 @@ import { register as registerNet } from "./commands/net.ts";
 import { register as registerMail } from "./commands/mail.ts";
 import { register as registerDns } from "./commands/dns.ts";
 import { register as registerDomain } from "./commands/domain.ts";
+import { register as registerAudit } from "./commands/audit.ts";
 
 const program = new Command();
 program
@@ -43,6 +44,7 @@ registerNet(program);
 registerMail(program);
 registerDns(program);
 registerDomain(program);
+registerAudit(program);
 
 try {
   await program.parseAsync(process.argv);

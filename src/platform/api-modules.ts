@@ -9,6 +9,8 @@ import { dnsRoutes } from "../api/routes/dns.ts";
 import { dnsServiceOf } from "./services/dns.ts";
 import { computeRoutes } from "../api/routes/compute.ts";
 import { computeOf } from "./services/compute.ts";
+import { auditRoutes } from "../api/routes/audit.ts";
+import { auditPlatform } from "./audit.ts";
 import type { Platform } from "./platform.ts";
 import type { RunningService } from "./service.ts";
 
@@ -23,6 +25,7 @@ export function apiModules(platform: Platform, services: readonly RunningService
     dnsRoutes({ platform, verifier: dnsServiceOf(services) }),
     computeRoutes({ platform, compute: computeOf(services) }),
     exitRoutes({ platform }),
+    auditRoutes({ run: () => auditPlatform(platform, services) }),
     consoleRoutes({ distDir: CONSOLE_DIST_DIR }),
   ];
 }
