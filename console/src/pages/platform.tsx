@@ -201,14 +201,15 @@ export function StackAudit({ me, cp }: { me: StoredIdentity | undefined; cp: Che
   return (
     <Section title="Stack audit" id="audit">
       <p class="hint">
-        The latest report of <code>nexus audit</code>: each check of the running stack against the ledger, green when it found no problem. Running an audit is
-        an action of the platform's operators{me ? "" : " (sign in to run one as yourself)"}; the report is read again when it ends.
+        The latest report of <code>nexus audit</code>: each check of the running stack against the ledger, green when it found no problem, grey when it could not
+        run here. Anyone may run one (one at a time; a run already going is waited for), and the report is read again when it ends. The audited tree is
+        checked against the signed checkpoint in this page.
       </p>
       <ErrorBox error={error} />
       {report === undefined && error === undefined && <p>Loading…</p>}
       {report === null && <p data-testid="audit-none">No audit yet: nobody has run <code>nexus audit</code> (or the button below) on this platform.</p>}
       {report && (
-        <div data-testid="audit-report" data-ok={String(report.ok)}>
+        <div data-testid="audit-report" data-ok={String(report.ok)} data-at={report.at}>
           <p class={report.ok ? "verdict-ok" : "verdict-bad"} role="status">
             {report.ok ? "✓ The last audit found no problem" : `✗ The last audit FAILED: ${failed} check${failed === 1 ? "" : "s"} found problems`} · {report.at} · tree size{" "}
             {String(report.treeSize)}, root <code>{report.root}</code>
