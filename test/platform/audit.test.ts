@@ -153,6 +153,8 @@ describe("nexus audit on a running stack", { skip: podman.available ? false : po
     const latest = await fetch(`${stack.apiUrl}/v1/audit/latest`);
     assert.equal(latest.status, 200);
     assert.deepEqual(await latest.json(), r);
+    const doc = (await (await fetch(`${stack.apiUrl}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    assert.ok(doc.paths["/v1/audit"]?.post && doc.paths["/v1/audit/latest"]?.get, "described in /openapi.json");
   });
 
   test("./nexus audit prints one line per check, verifies the ledger itself, and exits 0", async () => {
@@ -306,5 +308,15 @@ describe("nexus audit on a running stack", { skip: podman.available ? false : po
       write(before);
     }
     assert.deepEqual(failing(await audit()), []);
+  });
+
+  test("a DNS service that stopped answering while the stack says it runs is a violation, not a skip (last: it stays down)", async () => {
+    const dns = dnsServiceOf(stack.services);
+    assert.ok(dns);
+    await dns.stop();
+    const r = await audit();
+    assert.deepEqual(failing(r), ["live.dns"]);
+    assert.equal(check(r, "live.dns").skipped, undefined);
+    assert.match(check(r, "live.dns").problems.join("\n"), /stage\.nexus\.test\. SOA: no answer over UDP/);
   });
 });
