@@ -10,7 +10,8 @@
  * proxy (bare-proxy.ts) runs too, as the floor any Node proxy starts from.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -66,8 +67,36 @@ async function stop(p: ChildProcess): Promise<void> {
   if (p.exitCode === null) p.kill("SIGKILL");
 }
 
-/** Starts nginx as a keepalive reverse proxy to `upstreamPort`. */
-async function startNginx(cpus: string, workers: number, port: number, upstreamPort: number): Promise<{ p: ChildProcess; dir: string }> {
+/** A port free on 127.0.0.1 now: the kernel's pick for port 0 (another process may still take it: see startNginx). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      const port = typeof a === "object" && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Attempts at starting nginx on a fresh free port when the last one was taken meanwhile. */
+const NGINX_TRIES = 5;
+
+/** Starts nginx as a keepalive reverse proxy to `upstreamPort` on a free port (retried when taken). */
+async function startNginx(cpus: string, workers: number, upstreamPort: number): Promise<{ p: ChildProcess; dir: string; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const r = await tryNginx(cpus, workers, port, upstreamPort);
+    if (r.ok) return { p: r.p, dir: r.dir, port };
+    rmSync(r.dir, { recursive: true, force: true });
+    if (!/Address already in use/.test(r.log) || attempt >= NGINX_TRIES) throw new Error(`nginx did not start on 127.0.0.1:${port}: ${r.log}`);
+    process.stderr.write(`nginx: 127.0.0.1:${port} was taken meanwhile, trying another port\n`);
+  }
+}
+
+/** One nginx start on `port`: ready once it answers itself (its Server field, not whatever else may listen there). */
+async function tryNginx(cpus: string, workers: number, port: number, upstreamPort: number): Promise<{ ok: true; p: ChildProcess; dir: string } | { ok: false; dir: string; log: string }> {
   const dir = mkdtempSync(join(tmpdir(), "nexus-bench-nginx-"));
   for (const d of ["body", "proxy", "fastcgi", "uwsgi", "scgi"]) mkdirSync(join(dir, d));
   writeFileSync(
@@ -95,16 +124,22 @@ http {
 }
 `,
   );
-  const p = spawn("taskset", ["-c", cpus, "nginx", "-p", dir, "-e", join(dir, "error.log"), "-c", join(dir, "nginx.conf")], { stdio: ["ignore", "ignore", "inherit"] });
-  for (let i = 0; i < 50; i++) {
+  const log = (): string => (existsSync(join(dir, "error.log")) ? readFileSync(join(dir, "error.log"), "utf8") : "");
+  const p = spawn("taskset", ["-c", cpus, "nginx", "-p", dir, "-e", join(dir, "error.log"), "-c", join(dir, "nginx.conf")], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  p.stderr?.on("data", (c: Buffer) => (stderr += c.toString("utf8")));
+  for (let i = 0; i < 100; i++) {
+    if (p.exitCode !== null || p.signalCode !== null) return { ok: false, dir, log: `${stderr}${log()}`.trim() };
     try {
-      await sh("curl", ["-s", "-o", "/dev/null", "-H", `Host: ${HOST}`, `http://127.0.0.1:${port}/`]);
-      return { p, dir };
+      const head = (await sh("curl", ["-s", "-D", "-", "-o", "/dev/null", "-H", `Host: ${HOST}`, `http://127.0.0.1:${port}/`], { encoding: "utf8" })).stdout;
+      if (/^server: nginx/im.test(head)) return { ok: true, p, dir };
     } catch {
-      await sleep(100);
+      // not listening yet
     }
+    await sleep(100);
   }
-  throw new Error(`nginx did not start: ${readFileSync(join(dir, "error.log"), "utf8")}`);
+  await stop(p);
+  return { ok: false, dir, log: `no answer from nginx within 10 s; ${stderr}${log()}`.trim() };
 }
 
 /** One wrk measurement. */
@@ -165,10 +200,9 @@ async function oneRun(run: number): Promise<void> {
       } finally {
         await stop(gw.p);
       }
-      const ngPort = 20_000 + Math.floor(Math.random() * 20_000);
-      const ng = await startNginx(cpus, cores, ngPort, up.port);
+      const ng = await startNginx(cpus, cores, up.port);
       try {
-        push(`nginx-${cores}`, await measure(ngPort, () => nginxCpu(ng.p.pid ?? 0)));
+        push(`nginx-${cores}`, await measure(ng.port, () => nginxCpu(ng.p.pid ?? 0)));
       } finally {
         await stop(ng.p);
         rmSync(ng.dir, { recursive: true, force: true });
