@@ -499,6 +499,8 @@ describe("the web console in Chromium against a running stack", () => {
     assert.equal(totals.revenue["EUR"]?.byClass["imvu"]?.gross, "3834");
     assert.doesNotMatch(JSON.stringify(totals), /nx1[a-z2-7]{10}|stage|creator@/, "aggregates only: no identity, IMVU name or address");
     assert.equal((await fetch(`${base}/v1/platform/totals?imvu=stage`)).status, 400, "no query parameters");
+    const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    assert.ok(doc.paths["/v1/platform/totals"]?.["get"], "GET /v1/platform/totals is documented");
 
     const ctx = await browser.newContext();
     const a = await ctx.newPage();
