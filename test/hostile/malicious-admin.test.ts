@@ -1,0 +1,245 @@
+/**
+ * The malicious admin (CONSTITUTION.md, "Hostile actors"), end to end on a running stack: an
+ * admin with its own key tries to reroute Alice's traffic (apex A, MX, route), siphon resources
+ * (shrink her envelope, delete or restore over her snapshot, remove her workload), change a split,
+ * block her exit by suspending her, and then, with root on the machine, edits and deletes ledger
+ * rows in SQLite and serves two different histories from two copies of the data directory. The
+ * gates deny the first kind (recorded, attributed to the admin, in Alice's feed); Alice's CLI
+ * detects the second kind (`ledger verify --api`, `ledger prove`, CLIENT_INCONSISTENT, and a
+ * consistency proof that cannot exist between two creators' checkpoints).
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { copyFileSync, cpSync, mkdirSync, readFileSync } from "node:fs";
+import { createServer, request as httpRequest, type Server } from "node:http";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { z } from "zod";
+import { freePort } from "../../src/cli/dev/system.ts";
+import { BODY_SCHEMAS } from "../../src/core/policy/schemas.ts";
+import { DEFAULT_PORTS } from "../../src/platform/service.ts";
+import { startStack, type Stack } from "../../src/platform/stack.ts";
+import {
+  admin, answer, cleanup, cli, denied, deniedExactly, entryAt, feed, must, person, post, signAs, signedGet, siteRootfs, startSite, tempDir, until, viaGateway,
+  type Site,
+} from "./support.ts";
+
+/** Opens the installation's SQLite file beside the running platform, as root on the machine would. */
+function database(site: Site): DatabaseSync {
+  const db = new DatabaseSync(join(site.home, "nexus.db"));
+  db.exec("PRAGMA busy_timeout = 10000");
+  return db;
+}
+
+const leaf = (bytes: Uint8Array): Buffer => createHash("sha256").update(Buffer.concat([Buffer.from([0]), bytes])).digest();
+
+/** A proxy that forwards to whichever API it is pointed at (Host kept, so signed reads verify): one URL, two histories. */
+async function switchingProxy(target: () => string): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    const up = new URL(target());
+    const fwd = httpRequest({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    fwd.on("error", () => res.writeHead(502).end());
+    req.pipe(fwd);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const addr = server.address();
+  return {
+    url: `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`,
+    close: () => new Promise((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}
+
+describe("malicious admin", () => {
+  let site: Site;
+  let alice: Record<string, string>;
+  let mallory: { env: Record<string, string>; id: string };
+  let wwwIndex: bigint;
+
+  before(async () => {
+    site = await startSite("nexus-hostile-admin-", { compute: true });
+    alice = person(site.api, "alice");
+    await must(["imvu", "create", "--name", "alpha", "--bare"], alice);
+    const [, adm] = await Promise.all([
+      must(["compute", "deploy", "--imvu", "alpha", "--name", "web", "--rootfs", siteRootfs("alpha site"), "--port", "8080", "--", "httpd", "-f", "-p", "8080", "-h", "/www"], alice),
+      admin(site, "mallory"),
+    ]);
+    mallory = adm;
+    const [www] = await Promise.all([
+      must(["dns", "set", "--imvu", "alpha", "www", "A", "192.0.2.10"], alice),
+      must(["net", "route", "add", "--imvu", "alpha", "--host", "alpha.nexus.test", "--to", "web:8080", "--id", "site"], alice),
+      must(["mail", "add", "--imvu", "alpha", "creator@alpha.nexus.test"], alice),
+    ]);
+    wwwIndex = BigInt(/ledger index (\d+)/.exec(www)?.[1] ?? "-1");
+    await until("alpha served", async () => ((await viaGateway(site, "alpha.nexus.test")).body.includes("alpha site") ? true : undefined), 90_000, 250);
+  });
+
+  after(async () => {
+    await site?.done();
+    cleanup();
+  });
+
+  test("repointing the apex A, the MX or a route without the owner's consent is denied by gates 10 and 14, attributed to the admin, in the owner's feed as a redirect; nothing served changes", async () => {
+    const mxBefore = await answer(site, "alpha.nexus.test", "MX");
+    const attempts = [
+      { type: "dns.rrset.set", imvu: "alpha", body: { name: "alpha.nexus.test.", type: "A", values: [{ type: "A", address: "203.0.113.66" }] } },
+      { type: "dns.rrset.set", imvu: "alpha", body: { name: "alpha.nexus.test.", type: "MX", values: [{ type: "MX", preference: 1, exchange: "mx.siphon.example." }] } },
+      { type: "net.route.add", imvu: "alpha", body: { route: "site", host: "alpha.nexus.test", pathPrefix: "/", kind: "public", upstream: { workload: "web", port: 9999 } } },
+    ];
+    const indices: string[] = [];
+    for (const a of attempts) {
+      const r = deniedExactly(await post(site, signAs(mallory.env, a).json), [10, 14]);
+      assert.equal((await entryAt(site, r.index)).actor, mallory.id, "signed and recorded as the admin's own act (gate 17)");
+      indices.push(r.index);
+    }
+    const f = await feed(alice, "alpha");
+    for (const i of indices) assert.ok(f.some((e) => e.index === i && e.redirect && e.outcome === "denied" && e.actor === mallory.id), `entry ${i} is in alpha's feed`);
+    assert.notDeepEqual(await answer(site, "alpha.nexus.test", "A"), ["203.0.113.66"]);
+    assert.ok((await answer(site, "alpha.nexus.test", "A")).length > 0);
+    assert.deepEqual(await answer(site, "alpha.nexus.test", "MX"), mxBefore);
+    assert.match((await viaGateway(site, "alpha.nexus.test")).body, /alpha site/);
+  });
+
+  test("siphoning the envelope: an admin's shrink is denied by gate 10, and even the owner cannot lower it below use (gate 7)", async () => {
+    const show = (await signedGet(site, alice, "/v1/imvus/alpha")).json as { envelope: Record<string, unknown> };
+    const change = (env: Record<string, string>, over: Record<string, unknown>) => post(site, signAs(env, { type: "imvu.envelope.change", imvu: "alpha", body: { envelope: { ...show.envelope, ...over } } }).json);
+    const byAdmin = await change(mallory.env, { memoryBytes: String(64 * 1024 * 1024), mailboxes: 1 });
+    assert.equal(byAdmin.receipt?.outcome, "denied");
+    assert.ok(byAdmin.receipt.gates.some((g) => g.gate === 10 && !g.pass), JSON.stringify(byAdmin.receipt.gates));
+    deniedExactly(await change(alice, { mailboxes: 0 }), [7]);
+    const after = (await signedGet(site, alice, "/v1/imvus/alpha")).json as { envelope: Record<string, unknown> };
+    assert.deepEqual(after.envelope, show.envelope, "the envelope is unchanged");
+  });
+
+  test("an admin cannot delete a snapshot (gate 12), restore over the volume or remove the workload (gate 10); the snapshot stays byte for byte", async () => {
+    const out = await must(["compute", "snapshot", "--imvu", "alpha"], alice);
+    const digest = /sha256:([0-9a-f]{64})/.exec(out)?.[1] ?? "";
+    assert.equal(digest.length, 64, out);
+    const del = await post(site, signAs(mallory.env, { type: "compute.snapshot.delete", imvu: "alpha", body: { snapshot: digest } }).json);
+    assert.equal(del.receipt?.outcome, "denied");
+    assert.ok(del.receipt.gates.some((g) => g.gate === 12 && !g.pass), `gate 12 denies: ${JSON.stringify(del.receipt.gates)}`);
+    for (const draft of [
+      { type: "compute.snapshot.restore", imvu: "alpha", body: { snapshot: digest } },
+      { type: "compute.workload.remove", imvu: "alpha", body: { name: "web" } },
+    ]) {
+      const r = await post(site, signAs(mallory.env, draft).json);
+      assert.equal(r.receipt?.outcome, "denied", draft.type);
+      assert.ok(r.receipt.gates.some((g) => g.gate === 10 && !g.pass), `${draft.type}: ${JSON.stringify(r.receipt.gates)}`);
+    }
+    const compute = site.stack.services.find((s) => s.name === "compute") as unknown as { fabric: { listSnapshots(i: string): { digest: string; path: string }[] } };
+    const snap = compute.fabric.listSnapshots("alpha").find((s) => s.digest === `sha256:${digest}`);
+    assert.ok(snap, "the snapshot is still there");
+    assert.equal(createHash("sha256").update(readFileSync(snap.path)).digest("hex"), digest, "and unaltered");
+    assert.match((await viaGateway(site, "alpha.nexus.test")).body, /alpha site/, "the workload still serves");
+  });
+
+  test("no command can change a split: none carries a ratio, a revenue.record naming another split class is denied (gate 6), an admin's is denied (gate 1), and revenue splits 55/45", async () => {
+    for (const [type, schema] of Object.entries(BODY_SCHEMAS)) {
+      const fields = JSON.stringify(z.toJSONSchema(schema as z.ZodType, { unrepresentable: "any" }));
+      assert.doesNotMatch(fields, /"(split|ratio|percent|creatorShare|platformShare|share)[A-Za-z]*":/i, `${type} carries no split field`);
+    }
+    await denied(["revenue", "record", "--imvu", "alpha", "--amount", "10.00", "--currency", "EUR", "--source", "checkout", "--event-id", "evt_class", "--class", "mini-platform"], site.operator, [6]);
+    const byAdmin = await post(site, signAs(mallory.env, { type: "revenue.record", imvu: "alpha", body: { class: "imvu", currency: "EUR", amount: "1001", source: "admin", eventId: "evt_admin" } }).json);
+    assert.ok(byAdmin.receipt?.gates.some((g) => g.gate === 1 && !g.pass), JSON.stringify(byAdmin.receipt?.gates));
+    await must(["revenue", "record", "--imvu", "alpha", "--amount", "10.01", "--currency", "EUR", "--source", "checkout", "--event-id", "evt_real"], site.operator);
+    const acct = site.stack.platform.state.get("revenue-account", "alpha/imvu/EUR");
+    assert.deepEqual({ gross: acct?.gross, creator: acct?.creator, platform: acct?.platform }, { gross: "1001", creator: "551", platform: "450" });
+  });
+
+  test("a ledger row edited in SQLite (entry and leaf hash rewritten) is found by the creator's CLI: ledger verify --api names it, ledger prove fails", async () => {
+    const vkey = site.stack.platform.verifierKey;
+    const api = ["--api", site.api, "--verifier-key", vkey, "--json"];
+    const db = database(site);
+    const row = db.prepare("SELECT bytes, leaf_hash FROM ledger_entries WHERE idx = ?").get(wwwIndex) as { bytes: Uint8Array; leaf_hash: Uint8Array };
+    const forged = Buffer.from(Buffer.from(row.bytes).toString("utf8").replace('"outcome":"applied"', '"outcome":"denied"'));
+    assert.notDeepEqual(forged, Buffer.from(row.bytes), "the forgery changes the entry");
+    db.prepare("UPDATE ledger_entries SET bytes = ?, leaf_hash = ? WHERE idx = ?").run(forged, leaf(forged), wwwIndex);
+    try {
+      const v = await cli(["ledger", "verify", ...api], alice);
+      assert.equal(v.code, 1, v.stdout + v.stderr);
+      assert.equal((JSON.parse(v.stdout) as { firstBadIndex: string }).firstBadIndex, String(wwwIndex));
+      const p = await cli(["ledger", "prove", "--index", String(wwwIndex), ...api], alice);
+      assert.equal(p.code, 1, p.stdout + p.stderr);
+      assert.equal((JSON.parse(p.stdout) as { verified: boolean }).verified, false);
+    } finally {
+      db.prepare("UPDATE ledger_entries SET bytes = ?, leaf_hash = ? WHERE idx = ?").run(row.bytes, row.leaf_hash, wwwIndex);
+      db.close();
+    }
+    const ok = await cli(["ledger", "verify", ...api], alice);
+    assert.equal(ok.code, 0, `restored, the same check passes (so it is not vacuous): ${ok.stdout}${ok.stderr}`);
+  });
+
+  test("a ledger row deleted in SQLite is found by the creator's CLI: ledger verify --api and ledger entry fail", async () => {
+    const api = ["--api", site.api, "--verifier-key", site.stack.platform.verifierKey, "--json"];
+    const db = database(site);
+    const row = db.prepare("SELECT bytes, leaf_hash FROM ledger_entries WHERE idx = ?").get(wwwIndex) as { bytes: Uint8Array; leaf_hash: Uint8Array };
+    db.prepare("DELETE FROM ledger_entries WHERE idx = ?").run(wwwIndex);
+    try {
+      const v = await cli(["ledger", "verify", ...api], alice);
+      assert.notEqual(v.code, 0, v.stdout + v.stderr);
+      assert.match(v.stdout + v.stderr, new RegExp(`${wwwIndex}|LEDGER_STORAGE_CORRUPT`));
+      const e = await cli(["ledger", "entry", String(wwwIndex), ...api], alice);
+      assert.notEqual(e.code, 0, e.stdout + e.stderr);
+    } finally {
+      db.prepare("INSERT INTO ledger_entries (idx, bytes, leaf_hash) VALUES (?, ?, ?)").run(wwwIndex, row.bytes, row.leaf_hash);
+      db.close();
+    }
+  });
+
+  test("a forked log: two API processes on two copies of the data serve diverging histories; the creator shown both gets CLIENT_INCONSISTENT, and two creators' checkpoints admit no consistency proof", async () => {
+    // The fork: a consistent copy of the database (VACUUM INTO) with the same platform keys.
+    const forkHome = join(tempDir("nexus-hostile-fork-"), "home");
+    mkdirSync(forkHome, { recursive: true });
+    const db = database(site);
+    db.exec(`VACUUM INTO '${join(forkHome, "nexus.db")}'`);
+    db.close();
+    copyFileSync(join(site.home, "platform.key"), join(forkHome, "platform.key"));
+    cpSync(join(site.home, "keys"), join(forkHome, "keys"), { recursive: true });
+    const forkPort = await freePort();
+    const fork: Stack = await startStack({ home: forkHome, config: { host: "127.0.0.1", ports: { ...DEFAULT_PORTS, api: forkPort }, public: false }, modules: [], log: () => {} });
+    let target = site.api;
+    const proxy = await switchingProxy(() => target);
+    try {
+      // Carol talks to "the platform" at one URL; Dave talks to the fork directly.
+      const carol = { ...person(proxy.url, "carol") };
+      const dave = person(fork.apiUrl, "dave");
+      await must(["imvu", "create", "--name", "gamma", "--bare"], carol);
+      await must(["imvu", "create", "--name", "delta", "--bare"], dave);
+      target = fork.apiUrl;
+      const r = await cli(["dns", "set", "--imvu", "gamma", "www", "A", "192.0.2.30"], carol);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /CLIENT_INCONSISTENT/);
+      // Gossip: each creator's latest checkpoint verifies with the same key, yet no consistency proof joins them.
+      const vkey = site.stack.platform.verifierKey;
+      const cpOf = async (env: Record<string, string>, url: string) => JSON.parse(await must(["ledger", "checkpoint", "--json", "--api", url, "--verifier-key", vkey], env)) as { size: string; rootHash: string };
+      const mine = await cpOf(carol, site.api);
+      const theirs = await cpOf(dave, fork.apiUrl);
+      const [small, big, bigUrl] = BigInt(mine.size) <= BigInt(theirs.size) ? [mine, theirs, fork.apiUrl] : [theirs, mine, site.api];
+      let proof: string[] = [];
+      if (small.size !== big.size) {
+        const c = JSON.parse(await must(["ledger", "prove-consistency", "--from", small.size, "--api", bigUrl, "--verifier-key", vkey, "--json"], carol)) as { proof: string[] };
+        proof = c.proof;
+      }
+      const check = await cli(["tlog", "verify-consistency", "--size1", small.size, "--size2", big.size, "--root1", small.rootHash, "--root2", big.rootHash, "--proof", proof.join(","), "--json"], {});
+      assert.equal(check.code, 1, `the two signed checkpoints are not consistent: ${check.stdout}${check.stderr}`);
+      assert.equal((JSON.parse(check.stdout) as { valid: boolean }).valid, false);
+    } finally {
+      await proxy.close();
+      await fork.stop();
+    }
+  });
+
+  test("an admin's suspension (public reason, in the feed) does not block the owner's exit request", async () => {
+    await must(["imvu", "suspend", "alpha", "--reason", "abuse report 7 under review"], mallory.env);
+    assert.equal(site.stack.platform.state.get("imvu", "alpha")?.status, "suspended");
+    assert.ok((await feed(alice, "alpha")).some((f) => f.type === "imvu.suspend" && f.actor === mallory.id && f.outcome === "applied"), "the owner is told");
+    await must(["imvu", "exit-request", "alpha"], alice);
+    assert.ok(site.stack.platform.state.get("imvu", "alpha")?.exit, "the exit request is applied while suspended");
+  });
+});
