@@ -18,7 +18,7 @@ import { ENVELOPE_PROFILES, envelopeToWire } from "../../src/core/policy/envelop
 import { countersign, verifyBundle, writeBundle } from "../../src/imvu/index.ts";
 import { parseDsse } from "../../src/core/crypto/index.ts";
 import { Platform, signerOf } from "../../src/platform/platform.ts";
-import { slug } from "../../src/services/compute/names.ts";
+import { installationFabric, slug } from "../../src/services/compute/names.ts";
 import { commitment, createPasswordVerifier, maildirPath, maildirRoot } from "../../src/services/mail/directory.ts";
 import { readFileSync } from "node:fs";
 
@@ -58,7 +58,7 @@ try {
     const m = `From: s${i}@example.org\nTo: ${address}\nSubject: message ${i}\nMessage-ID: <m${i}@example.org>\n\n${body}`;
     writeFileSync(join(md, "cur", `${1_700_000_000 + i}.M${i}P1Q${i}.bench,S=${m.length}:2,S`), m);
   }
-  const vol = join(home, "compute", "main", "volumes", slug("stage"), "data");
+  const vol = join(home, "compute", installationFabric(home), "volumes", slug("stage"), "data");
   mkdirSync(vol, { recursive: true });
   for (let i = 0; i < Math.ceil(MIB / FILE_MIB); i++) writeFileSync(join(vol, `blob-${i}.bin`), randomBytes(Math.min(FILE_MIB, MIB - i * FILE_MIB) << 20));
   await as({ type: "imvu.exit.request", imvu: "stage", body: {} });

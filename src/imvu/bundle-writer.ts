@@ -17,7 +17,7 @@ import type { ImvuRecord, StateReader } from "../core/pipeline/state.ts";
 import { imvuZoneInput, platformDnsOf } from "../core/policy/dns-zones.ts";
 import { computeEnvelope, workloadSpecOf } from "../services/compute/projection.ts";
 import { manifestList, renderManifests } from "../services/compute/k8s.ts";
-import { slug } from "../services/compute/names.ts";
+import { installationFabric, slug } from "../services/compute/names.ts";
 import { sourceTarPath } from "../services/compute/sources.ts";
 import { writeTarSync } from "../services/compute/tar.ts";
 import { exportZone } from "../services/dns/zonefile.ts";
@@ -29,8 +29,6 @@ import {
 import { maildirFolders, mboxOf } from "./mbox.ts";
 import { monthlyStatements } from "./statements.ts";
 
-/** The compute fabric whose volumes and snapshots are exported (the stack's default). */
-export const EXPORT_FABRIC = "main";
 /** scrypt work factor of the secrets file (age's default is 18; 2^16 keeps a JS encrypt near a second). */
 export const SECRETS_SCRYPT_LOG2_N = 16;
 
@@ -54,7 +52,7 @@ export interface ExportRequest {
   readonly seenSizes: readonly bigint[];
   /** scrypt work factor override (tests). */
   readonly scryptLog2N?: number;
-  /** The compute fabric whose volume and snapshots are exported (default EXPORT_FABRIC). */
+  /** The compute fabric whose volume and snapshots are exported (default: the installation's, installationFabric). */
   readonly fabric?: string;
   readonly now?: Date;
 }
@@ -130,7 +128,7 @@ export async function writeBundle(src: ExportSource, req: ExportRequest, dir: st
   out.json(PATHS.platformKel, platformId.kel);
   const zones = writeZones(out, state, req.imvu);
   const mailboxes = writeMail(out, state, src.home, req.imvu);
-  const compute = writeCompute(out, state, src.home, req.fabric ?? EXPORT_FABRIC, rec);
+  const compute = writeCompute(out, state, src.home, req.fabric ?? installationFabric(src.home), rec);
   const network = writeNetwork(out, state, rec);
   const policies = writePolicies(out, state, rec);
   writeRecords(out, state, rec.name);

@@ -1,6 +1,6 @@
 /** The IMVU lifecycle part's public surface: the exit bundle (writer, verifier, countersignature). */
 export * from "./bundle-layout.ts";
-export { writeBundle, listFiles, EXPORT_FABRIC, SECRETS_SCRYPT_LOG2_N, type ExportRequest, type ExportSource } from "./bundle-writer.ts";
+export { writeBundle, listFiles, SECRETS_SCRYPT_LOG2_N, type ExportRequest, type ExportSource } from "./bundle-writer.ts";
 export { verifyBundle, type BundleReport } from "./bundle-verify.ts";
 export { countersign } from "./countersign.ts";
 export { exitErrors, type ExitErrorCode } from "./errors.ts";

@@ -19,12 +19,12 @@ export function apiModules(platform: Platform, services: readonly RunningService
   const { pipeline, ledger, verifierKey } = platform;
   return [
     commandRoutes({ pipeline }),
-    imvuRoutes({ pipeline, ledger, verifierKey }),
+    imvuRoutes({ pipeline, ledger, verifierKey, services: () => Object.fromEntries(services.map((s) => [s.name, s.listens ?? {}])) }),
     consoleReadRoutes({ pipeline, ledger }),
     mailRoutes({ platform }),
     dnsRoutes({ platform, verifier: dnsServiceOf(services) }),
     computeRoutes({ platform, compute: computeOf(services) }),
-    exitRoutes({ platform }),
+    exitRoutes({ platform, fabric: computeOf(services)?.fabric?.fabric }),
     auditRoutes({ run: () => auditPlatform(platform, services) }),
     consoleRoutes({ distDir: CONSOLE_DIST_DIR }),
   ];

@@ -49,6 +49,8 @@ export interface RunningService {
   readonly name: string;
   /** Where it listens, for people: e.g. "dns udp+tcp 127.0.0.1:1053". */
   readonly endpoints: readonly string[];
+  /** Where it listens, for programs: protocol → "host:port" (e.g. {dns: "127.0.0.1:1053"}). */
+  readonly listens?: Readonly<Record<string, string>>;
   /** Stops listening and flushes what it must (usage reports). */
   stop(): Promise<void>;
 }

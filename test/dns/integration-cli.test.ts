@@ -72,7 +72,7 @@ describe("nexus dns and nexus domain", () => {
     const who = (name: string): Record<string, string> => ({ NEXUS_API: url, NEXUS_KEYRING: join(t.dir, name, "keyring"), NEXUS_TRUST_DIR: join(t.dir, name, "trust") });
     creator = who("creator");
     mallory = who("mallory");
-    await ok(["imvu", "create", "--name", "shop"]);
+    await ok(["imvu", "create", "--name", "shop", "--bare"]);
     await ok(["id", "register"], mallory);
   });
   after(async () => {

@@ -46,7 +46,7 @@ describe("imvu exit and verify-export", () => {
       assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}${r.stdout}`);
       return r.stdout;
     };
-    await must(["imvu", "create", "--name", "stage", "--jurisdiction", "DE"], creator);
+    await must(["imvu", "create", "--name", "stage", "--jurisdiction", "DE", "--bare"], creator);
     await must(["dns", "set", "--imvu", "stage", "www", "A", "192.0.2.10"], creator);
     await must(["dns", "set", "--imvu", "stage", "@", "TXT", "hello from stage"], creator);
     password = /^password: (\S+)$/m.exec(await must(["mail", "add", "--imvu", "stage", ADDRESS], creator))?.[1] ?? "";
@@ -61,7 +61,7 @@ describe("imvu exit and verify-export", () => {
       });
       assert.equal(r.outcome, "applied", JSON.stringify(r.gates));
     }
-    await must(["imvu", "create", "--name", "other"], mallory);
+    await must(["imvu", "create", "--name", "other", "--bare"], mallory);
     await must(["dns", "set", "--imvu", "other", "www", "A", "192.0.2.99"], mallory);
     // An admin suspends "other": its exit must still go through (gate 13).
     const p = inst.stack.platform;

@@ -9,10 +9,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../src/cli/dev/system.ts";
 import { DEFAULT_PORTS } from "../../src/platform/service.ts";
-import { slug } from "../../src/services/compute/names.ts";
+import { installationFabric, slug } from "../../src/services/compute/names.ts";
 import { maildirPath, maildirRoot } from "../../src/services/mail/directory.ts";
 import { dnsService } from "../../src/platform/services/dns.ts";
 import { createMailService } from "../../src/platform/services/mail.ts";
+import { computeOf, createComputeService } from "../../src/platform/services/compute.ts";
+import { gatewayService } from "../../src/platform/services/gateway.ts";
 import { startStack, type Stack } from "../../src/platform/stack.ts";
 import { REPO_ROOT } from "../support/paths.ts";
 import { TestDns } from "../mail/support-smtp.ts";
@@ -62,15 +64,34 @@ export interface Installation {
   readonly dnsPort: number;
   readonly imapPort: number;
   readonly smtpPort: number;
+  readonly gatewayPort: number;
+  /** Stops the stack, then removes its containers, networks and volumes. */
+  stop(): Promise<void>;
 }
 
-/** Starts a stack with the DNS and mail services on free ports. */
-export async function startInstallation(prefix: string): Promise<Installation> {
+/**
+ * Starts a stack with the DNS and mail services on free ports; with `full`, also compute (real
+ * podman, the installation's own fabric) and the gateway, as `nexus up` does.
+ */
+export async function startInstallation(prefix: string, opts: { full?: boolean } = {}): Promise<Installation> {
   const home = join(tempDir(prefix), "home");
   const ports = { ...DEFAULT_PORTS, gatewayTls: await freePort(), api: await freePort(), dns: await freePort(), resolver: await freePort(), smtp: await freePort(), submission: await freePort(), imap: await freePort(), gateway: await freePort() };
   const mail = createMailService({ resolver: new TestDns().resolver(), hostname: "mail.nexus.test" });
-  const stack = await startStack({ home, config: { host: "127.0.0.1", ports, public: false }, modules: [dnsService, mail], log: () => {} });
-  return { home, stack, dnsPort: ports.dns, imapPort: ports.imap, smtpPort: ports.smtp };
+  const modules = opts.full ? [dnsService, createComputeService({ meterIntervalMs: 2000, debounceMs: 30 }), gatewayService, mail] : [dnsService, mail];
+  const stack = await startStack({ home, config: { host: "127.0.0.1", ports, public: false }, modules, log: () => {} });
+  return {
+    home,
+    stack,
+    dnsPort: ports.dns,
+    imapPort: ports.imap,
+    smtpPort: ports.smtp,
+    gatewayPort: ports.gateway,
+    async stop() {
+      const fabric = computeOf(stack.services)?.fabric;
+      await stack.stop();
+      await fabric?.teardown({ volumes: true });
+    },
+  };
 }
 
 /** A person's CLI environment (own keyring and trust directory). */
@@ -91,7 +112,7 @@ export function deliver(home: string, imvu: string, address: string, messages: r
 
 /** Puts files into an IMVU's volume directory (dir mode), as its workloads would have written them. */
 export function fillVolume(home: string, imvu: string, files: Readonly<Record<string, string>>): void {
-  const root = join(home, "compute", "main", "volumes", slug(imvu), "data");
+  const root = join(home, "compute", installationFabric(home), "volumes", slug(imvu), "data");
   for (const [rel, text] of Object.entries(files)) {
     mkdirSync(join(root, rel, ".."), { recursive: true });
     writeFileSync(join(root, rel), text);

@@ -99,7 +99,7 @@ describe("nexus mail (CLI)", () => {
   });
 
   test("mail add prints a generated password once; it works over IMAP; mail list shows the mailbox", async () => {
-    const made = await cli(["imvu", "create", "--name", "stage"], creator);
+    const made = await cli(["imvu", "create", "--name", "stage", "--bare"], creator);
     assert.equal(made.code, 0, made.stderr);
     const r = await cli(["mail", "add", "--imvu", "stage", "Creator@stage.nexus.test"], creator);
     assert.equal(r.code, 0, r.stderr);

@@ -83,11 +83,11 @@ describe("nexus CLI against a running stack", () => {
   });
 
   test("imvu create makes and registers the identity, then the IMVU, with a verified receipt", async () => {
-    const r = await cli(["imvu", "create", "--name", "stage", "--jurisdiction", "de", "--cpu", "0.5", "--memory", "256M"], creator);
+    const r = await cli(["imvu", "create", "--name", "stage", "--jurisdiction", "de", "--cpu", "0.5", "--memory", "256M", "--bare"], creator);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /created identity nx1/);
     assert.match(r.stderr, /registered nx1/);
-    assert.match(r.stdout, /imvu stage: applied at ledger index \d+ .*receipt verified/);
+    assert.match(r.stdout, /^imvu\s+done\s+stage, zone stage\.nexus\.test \(ledger index \d+; receipt verified\)/m);
     const rec = stack?.platform.state.get("imvu", "stage");
     assert.equal(rec?.jurisdiction, "DE");
     assert.equal(rec?.envelope.cpuMillis, 500);
@@ -190,14 +190,14 @@ describe("nexus CLI against a running stack", () => {
   });
 
   test("the CLI refuses a platform that shows a different history (shorter, then forked)", async () => {
-    const seen = await cli(["imvu", "create", "--name", "second"], creator);
+    const seen = await cli(["imvu", "create", "--name", "second", "--bare"], creator);
     assert.equal(seen.code, 0, seen.stderr);
     await stack?.stop();
     // The same platform keys serve the copy taken after genesis: a history that forks from the
     // one the creator saw.
     stack = await stackAt(forkHome, port);
     const shorter = await cli(["id", "register", "--as", "creator"], creator);
-    const r1 = await cli(["imvu", "create", "--name", "elsewhere"], creator);
+    const r1 = await cli(["imvu", "create", "--name", "elsewhere", "--bare"], creator);
     assert.equal(r1.code, 1, `${shorter.stderr}\n${r1.stderr}`);
     assert.match(r1.stderr, /CLIENT_INCONSISTENT/);
     // Grow the fork past what the creator saw: now it needs a consistency proof, which cannot exist.
@@ -210,7 +210,7 @@ describe("nexus CLI against a running stack", () => {
       }).catch(() => undefined);
     }
     const other = await cli(["id", "register"], mallory);
-    const r2 = await cli(["imvu", "create", "--name", "elsewhere2"], creator);
+    const r2 = await cli(["imvu", "create", "--name", "elsewhere2", "--bare"], creator);
     assert.equal(r2.code, 1, `${other.stderr}\n${r2.stderr}`);
     assert.match(r2.stderr, /CLIENT_INCONSISTENT/);
   });

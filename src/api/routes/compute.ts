@@ -6,6 +6,8 @@
  *   GET /v1/compute/status
  *   GET /v1/compute/imvus/:name/workloads | /workloads/:workload/logs | /usage | /snapshots | /events | /manifests
  *   PUT /v1/compute/imvus/:name/sources/:sha256   (application/x-tar: the deterministic tar of an --app/--rootfs DIR)
+ *   PUT /v1/compute/imvus/:name/volume/:sha256    (application/x-tar: an exit bundle's compute/volume.tar, into an
+ *       imported IMVU's volume before any workload; the owner only)
  * Writes are commands (POST /v1/commands); an upload only stores bytes under their own digest,
  * which a later deploy command names.
  */
@@ -22,7 +24,8 @@ import { computeErrors } from "../../services/compute/errors.ts";
 import { manifestList, renderManifests } from "../../services/compute/k8s.ts";
 import { slug } from "../../services/compute/names.ts";
 import { desiredImvu } from "../../services/compute/projection.ts";
-import { SOURCE_BYTES_MAX, sourceTreePath, storeSource } from "../../services/compute/sources.ts";
+import { extractSnapshot, SNAPSHOT_BYTES_MAX } from "../../services/compute/snapshot.ts";
+import { SOURCE_BYTES_MAX, sourceStoreDir, sourceTreePath, storeSource } from "../../services/compute/sources.ts";
 import type { ApiModule } from "../app.ts";
 import { callerOf, type TokenAuthority } from "../auth.ts";
 import { apiErrors } from "../errors.ts";
@@ -169,6 +172,21 @@ export function computeRoutes(opts: ComputeRoutesOptions): ApiModule {
           void reply.code(r.existed ? 200 : 201);
           return { imvu: imvu.name, sha256, sizeBytes: r.sizeBytes };
         });
+        scope.put("/v1/compute/imvus/:name/volume/:sha256", { bodyLimit: SNAPSHOT_BYTES_MAX }, async (req) => {
+          const imvu = mine(req, req.params);
+          const { sha256 } = parseInput(sourceParams, req.params, "path");
+          if (req.headers["content-type"] !== "application/x-tar") throw apiErrors.make("API_MEDIA_TYPE", "send the volume as application/x-tar");
+          const who = callerOf(state(), tokens, { method: req.method, url: `${req.protocol}://${req.headers.host ?? "localhost"}${req.url}`, headers: headersOf(req) }, clockSec());
+          if (who !== imvu.owner) throw commonErrors.make("NOT_FOUND", `no IMVU ${imvu.name} among yours`);
+          if (imvu.importedFrom === undefined) throw computeErrors.make("COMPUTE_VOLUME_IMPORT_REFUSED", `${imvu.name} was not imported (nexus imvu import records it first)`);
+          if (state().list("compute-workload", `${imvu.name}/`).length > 0) throw computeErrors.make("COMPUTE_VOLUME_IMPORT_REFUSED", `${imvu.name} already has workloads`);
+          const fabric = runtime().fabric;
+          if (!fabric) throw computeErrors.make("COMPUTE_PODMAN_MISSING", runtime().degraded);
+          const r = await storeSource(home, imvu.name, sha256, req.body as AsyncIterable<Buffer>, SNAPSHOT_BYTES_MAX);
+          const vol = await fabric.volumes.ensure(imvu.name, BigInt(imvu.envelope.diskBytes));
+          const { entries } = await extractSnapshot(sourceStoreDir(home, imvu.name), `sha256:${sha256}`, vol.path);
+          return { imvu: imvu.name, sha256, sizeBytes: r.sizeBytes, entries };
+        });
       });
     },
   };
@@ -211,6 +229,22 @@ export const computeDocs: OpenApiPaths = {
   },
   "/v1/compute/imvus/{name}/manifests": {
     get: { summary: "The IMVU as Kubernetes objects (a v1 List)", security, parameters: [nameParam], responses: { "200": jsonResponse("A Kubernetes List", obj(["apiVersion", "kind", "items"])), ...authed } },
+  },
+  "/v1/compute/imvus/{name}/volume/{sha256}": {
+    put: {
+      summary: "Imports an exit bundle's volume tar into an imported IMVU's volume, before any workload (the owner only)",
+      security,
+      parameters: [nameParam, parameter("sha256", "path", z.string(), "hex SHA-256 of the tar", true)],
+      requestBody: { required: true, content: { "application/x-tar": { schema: { type: "string", format: "binary" } } } },
+      responses: {
+        "200": jsonResponse("Unpacked into the volume", obj(["imvu", "sha256", "sizeBytes", "entries"])),
+        "409": jsonResponse("Not an imported IMVU, or it already has workloads (COMPUTE_VOLUME_IMPORT_REFUSED)", errorRef),
+        "413": jsonResponse("Too large (COMPUTE_SOURCE_TOO_LARGE)", errorRef),
+        "422": jsonResponse("The bytes do not hash to the SHA-256 (COMPUTE_SOURCE_MISMATCH)", errorRef),
+        ...authed,
+        ...unavailable,
+      },
+    },
   },
   "/v1/compute/imvus/{name}/sources/{sha256}": {
     put: {

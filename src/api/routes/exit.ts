@@ -47,6 +47,8 @@ export interface ExitRoutesOptions {
   readonly clockSec?: () => number;
   /** scrypt work factor of the secrets file (tests lower it). */
   readonly scryptLog2N?: number;
+  /** The running compute fabric's id (default: the installation's, installationFabric). */
+  readonly fabric?: string | undefined;
 }
 
 const nameParams = z.strictObject({ name: ImvuName });
@@ -137,7 +139,7 @@ export function exitRoutes(opts: ExitRoutesOptions): ApiModule {
         try {
           await writeBundle(
             opts.platform,
-            { imvu: name, passphrase: body.passphrase, ownerKel: body.ownerKel, seenSizes: (body.seen ?? []).map(BigInt), ...(opts.scryptLog2N === undefined ? {} : { scryptLog2N: opts.scryptLog2N }) },
+            { imvu: name, passphrase: body.passphrase, ownerKel: body.ownerKel, seenSizes: (body.seen ?? []).map(BigInt), ...(opts.scryptLog2N === undefined ? {} : { scryptLog2N: opts.scryptLog2N }), ...(opts.fabric === undefined ? {} : { fabric: opts.fabric }) },
             dir,
           );
           const tar = join(staging, "bundle.tar");

@@ -42,6 +42,8 @@ export interface ImvuRoutesOptions {
   readonly tokens?: TokenAuthority;
   /** Seconds clock for signature freshness (tests move it). */
   readonly clockSec?: () => number;
+  /** The running services and where each listens (served by GET /v1/platform as `services`). */
+  readonly services?: () => Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
 const DAY_RE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
@@ -149,6 +151,17 @@ export const imvuDocs: OpenApiPaths = {
       },
     },
   },
+  "/v1/imvus/{name}/routes": {
+    get: {
+      summary: "The IMVU's routes through the edge gateway, each with the identities granted on it (owner and delegates only)",
+      security: [{ httpSignature: [] }, { bearer: [] }],
+      parameters: [parameter("name", "path", ImvuName, "the IMVU's name", true)],
+      responses: {
+        "200": jsonResponse("Routes", { type: "object", required: ["imvu", "routes"], properties: { imvu: { type: "string" }, routes: { type: "array", items: { type: "object" } } } }),
+        ...errorResponses(400, 401, 404),
+      },
+    },
+  },
   "/v1/platform": {
     get: {
       summary: "The platform's genesis facts, its constitution (version, hash) and its checkpoint verifier key (public)",
@@ -163,6 +176,11 @@ export const imvuDocs: OpenApiPaths = {
             constitution: { type: "object", properties: { version: { type: "integer" }, hash: { type: "string" }, codeVersion: { type: "integer" }, codeHash: { type: "string" } } },
             verifierKey: { type: "string" },
             origin: { type: "string" },
+            services: {
+              type: "object",
+              description: "each running service and where it listens: protocol → host:port (e.g. dns, smtp, submission, imap, http, https)",
+              additionalProperties: { type: "object", additionalProperties: { type: "string" } },
+            },
           },
         }),
         "404": jsonResponse("No genesis yet (NOT_FOUND)", errorRef),
@@ -274,6 +292,15 @@ export function imvuRoutes(opts: ImvuRoutesOptions): ApiModule {
         const more = all[limit];
         return { feed, ...(more ? { next: more.index } : {}) };
       });
+      app.get("/v1/imvus/:name/routes", async (req) => {
+        const rec = mine(req);
+        parseInput(emptyQuery, req.query, "query");
+        const grants = state().list("net-grant", `${rec.name}/`).map(([, g]) => g);
+        const routes = state()
+          .list("net-route", `${rec.name}/`)
+          .map(([, r]) => ({ ...r, grants: grants.filter((g) => g.route === r.route).map((g) => g.identity) }));
+        return { imvu: rec.name, routes };
+      });
       app.get("/v1/imvus/:name/revenue/statement", async (req) => {
         const rec = mine(req);
         const q = parseInput(statementQuery, req.query, "query");
@@ -311,6 +338,7 @@ export function imvuRoutes(opts: ImvuRoutesOptions): ApiModule {
           constitution: { version: g.constitutionVersion, hash: g.constitutionHash, codeVersion: CONSTITUTION_VERSION, codeHash: constitutionHash() },
           verifierKey: opts.verifierKey,
           origin: opts.ledger.origin,
+          services: opts.services?.() ?? {},
         };
       });
     },

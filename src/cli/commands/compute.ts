@@ -8,7 +8,8 @@
  * Exit codes: 0 applied, 1 denied or failed check, 2 bad input, 3 API or compute unavailable.
  */
 import type { Command } from "commander";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createReadStream, mkdtempSync, rmSync, statSync } from "node:fs";
+import { Readable } from "node:stream";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { commonErrors } from "../../core/common-errors.ts";
@@ -79,29 +80,36 @@ export async function uploadSource(imvu: string, dir: string, f: ApiFlags): Prom
   try {
     const tar = join(tmp, "source.tar");
     const { sha256 } = writeTarSync(abs, tar);
-    const url = `${apiBase(clientOpts(f))}/v1/compute/imvus/${imvu}/sources/${sha256}`;
-    const id = localIdentity(clientOpts(f));
-    const headers: Record<string, string> = { accept: "application/json", "content-type": "application/x-tar" };
-    const sig = signRequest(
-      { method: "PUT", url, headers },
-      { components: ["@method", "@target-uri"], params: { created: Math.floor(Date.now() / 1000), keyid: id.id, alg: "ed25519" }, privateKey: id.current.privateKey },
-    );
-    headers["signature-input"] = sig.signatureInput;
-    headers.signature = sig.signature;
-    let res: Response;
-    try {
-      res = await fetch(url, { method: "PUT", headers, body: readFileSync(tar) });
-    } catch (e) {
-      throw new NexusError("CLIENT_API_UNREACHABLE", { message: `${url}: ${e instanceof Error ? e.message : String(e)}`, http: 503, exit: 3 });
-    }
-    if (res.status !== 200 && res.status !== 201) {
-      const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
-      throw new NexusError(body.error?.code ?? "CLIENT_BAD_RESPONSE", { message: body.error?.message ?? `HTTP ${res.status}`, http: res.status, exit: res.status === 503 ? 3 : 1 });
-    }
+    await putTar(`/v1/compute/imvus/${imvu}/sources/${sha256}`, tar, f);
     return sha256;
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** PUTs a tar file (streamed, RFC 9421-signed by the identity) to an API path; returns the JSON answer. */
+export async function putTar(path: string, tar: string, f: ApiFlags): Promise<unknown> {
+  const url = `${apiBase(clientOpts(f))}${path}`;
+  const id = localIdentity(clientOpts(f));
+  const headers: Record<string, string> = { accept: "application/json", "content-type": "application/x-tar" };
+  const sig = signRequest(
+    { method: "PUT", url, headers },
+    { components: ["@method", "@target-uri"], params: { created: Math.floor(Date.now() / 1000), keyid: id.id, alg: "ed25519" }, privateKey: id.current.privateKey },
+  );
+  headers["signature-input"] = sig.signatureInput;
+  headers.signature = sig.signature;
+  let res: Response;
+  try {
+    const body = Readable.toWeb(createReadStream(tar)) as ReadableStream<Uint8Array>;
+    res = await fetch(url, { method: "PUT", headers, body, duplex: "half" } as RequestInit);
+  } catch (e) {
+    throw new NexusError("CLIENT_API_UNREACHABLE", { message: `${url}: ${e instanceof Error ? e.message : String(e)}`, http: 503, exit: 3 });
+  }
+  const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+  if (res.status !== 200 && res.status !== 201) {
+    throw new NexusError(body.error?.code ?? "CLIENT_BAD_RESPONSE", { message: body.error?.message ?? `HTTP ${res.status}`, http: res.status, exit: res.status === 503 ? 3 : 1 });
+  }
+  return body;
 }
 
 /** Fails with COMPUTE_PODMAN_MISSING (exit 3) when the installation cannot run compute. */

@@ -18,6 +18,7 @@ import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { z } from "zod";
 import { commonErrors } from "../../core/common-errors.ts";
+import { isNexusError } from "../../core/errors.ts";
 import { parseDsse } from "../../core/crypto/index.ts";
 import { signRequest } from "../../core/crypto/httpsig.ts";
 import { keyringDir } from "../../core/identity/index.ts";
@@ -30,6 +31,7 @@ import { importPlan, readManifest } from "../../imvu/import-plan.ts";
 import { apiBase, apiGetPublic, clientErrors, localIdentity, observeCheckpoint, submitDraft, trustedVerifierKey } from "../client.ts";
 import { action, emit } from "../output.ts";
 import { apiFlags, clientOpts, ensureRegistered, printReceipt, type ApiFlags } from "./imvu.ts";
+import { putTar } from "./compute.ts";
 
 /** Time limit of the bundle download. */
 export const EXIT_DOWNLOAD_TIMEOUT_MS = 30 * 60_000;
@@ -230,8 +232,49 @@ async function importCmd(dirArg: string, f: ImportFlags): Promise<void> {
       rmSync(tar, { force: true });
     }
   }
-  emit({ imvu: plan.imvu, rrsets: plan.rrsets.length, mailboxes: imported, skipped: plan.skipped }, f.json, (v) =>
-    [`imported ${manifest.imvu} as ${v.imvu}: ${v.rrsets} RRsets, ${v.mailboxes.map((m) => `${m.address} (${m.messages} messages)`).join(", ") || "no mailboxes"}`, ...v.skipped.map((s) => `not imported: ${s}`)].join("\n"),
+  const skipped = [...plan.skipped];
+  const compute = await apiGetPublic<{ running: boolean; available: boolean; degraded?: string }>("/v1/compute/status", clientOpts(f));
+  const workloads: string[] = [];
+  let volumeEntries: number | undefined;
+  if (!compute.running || !compute.available) {
+    if (plan.volume) skipped.push(`the volume: compute does not run on this installation${compute.degraded ? ` (${compute.degraded})` : ""}`);
+    for (const w of plan.workloads) skipped.push(`workload ${w.name}: compute does not run on this installation`);
+  } else {
+    if (plan.volume) {
+      const r = (await putTar(`/v1/compute/imvus/${plan.imvu}/volume/${plan.volume.sha256}`, join(dir, plan.volume.file), f)) as { entries?: number };
+      volumeEntries = r.entries ?? 0;
+      if (!f.json) process.stdout.write(`volume: ${volumeEntries} entries restored from ${plan.volume.file}\n`);
+    }
+    for (const w of plan.workloads) {
+      if (w.source) await putTar(`/v1/compute/imvus/${plan.imvu}/sources/${w.source.sha256}`, join(dir, w.source.file), f);
+      await submitOk(`workload ${w.name}`, w.deploy, f);
+      if (w.stop) await submitOk(`stop ${w.name} (stopped at the origin)`, w.stop, f);
+      workloads.push(w.name);
+    }
+  }
+  let routes = 0;
+  for (const r of plan.routes) {
+    if (!workloads.includes(String((r.body.upstream as { workload: string }).workload))) {
+      skipped.push(`route ${String(r.body.route)}: its workload is not re-created`);
+      continue;
+    }
+    await submitOk(`route ${String(r.body.host)}${String(r.body.pathPrefix)}`, r, f);
+    routes++;
+  }
+  for (const g of plan.grants) {
+    try {
+      await submitOk(`grant on ${String(g.body.route)} to ${String(g.body.identity)}`, g, f);
+    } catch (e) {
+      if (!isNexusError(e, "GATE_DENIED")) throw e;
+      skipped.push(`grant on ${String(g.body.route)} to ${String(g.body.identity)}: ${e.message} (the identity registers here first, then \`nexus net grant add\`)`);
+    }
+  }
+  emit({ imvu: plan.imvu, rrsets: plan.rrsets.length, mailboxes: imported, volumeEntries: volumeEntries ?? null, workloads, routes, skipped }, f.json, (v) =>
+    [
+      `imported ${manifest.imvu} as ${v.imvu}: ${v.rrsets} RRsets, ${v.mailboxes.map((m) => `${m.address} (${m.messages} messages)`).join(", ") || "no mailboxes"}, ` +
+        `${v.volumeEntries === null ? "no volume" : `volume (${v.volumeEntries} entries)`}, workloads ${v.workloads.join(", ") || "none"}, ${v.routes} routes`,
+      ...v.skipped.map((s) => `not imported: ${s}`),
+    ].join("\n"),
   );
 }
 

@@ -14,6 +14,7 @@ import { ENVELOPE_PROFILES, envelopeToWire, type Envelope } from "../../core/pol
 import { JURISDICTIONS } from "../../core/policy/jurisdiction.ts";
 import { apiGet, apiGetPublic, localIdentity, submitDraft, type ClientOptions } from "../client.ts";
 import { action, emit } from "../output.ts";
+import { createAll } from "./imvu-create.ts";
 
 /** Common flags of commands that talk to the API. */
 export interface ApiFlags {
@@ -155,15 +156,29 @@ interface CreateFlags extends ApiFlags, EnvelopeFlags {
   readonly name: string;
   readonly jurisdiction: string;
   readonly class: string;
+  readonly app?: string;
+  readonly bare?: boolean;
+  readonly wait: boolean;
 }
 
 async function create(f: CreateFlags): Promise<void> {
   const name = checkName(f.name);
   const klass = f.class;
   if (klass !== "imvu" && klass !== "mini-platform") throw commonErrors.make("INPUT_INVALID", "--class imvu or mini-platform", { field: "class" });
+  if (f.bare && f.app !== undefined) throw commonErrors.make("INPUT_INVALID", "--app deploys the welcome workload, which --bare leaves out", { field: "app" });
   const envelope = envelopeToWire(envelopeFromFlags(f));
-  await ensureRegistered(f);
-  await submitAndPrint(`imvu ${name}`, { type: "imvu.create", imvu: name, body: { name, jurisdiction: checkJurisdiction(f.jurisdiction), class: klass, envelope } }, f);
+  await createAll({
+    name,
+    jurisdiction: checkJurisdiction(f.jurisdiction),
+    class: klass,
+    envelope,
+    app: f.app,
+    bare: f.bare,
+    wait: f.wait,
+    json: f.json,
+    opts: clientOpts(f),
+    ensureIdentity: () => ensureRegistered(f),
+  });
 }
 
 interface ImvuView {
@@ -178,10 +193,15 @@ interface ImvuView {
 export function register(program: Command): void {
   const imvu = program.command("imvu").description("create and govern IMVUs (signed commands through the API)");
   envelopeOptions(apiFlags(imvu.command("create")))
-    .description("create an IMVU owned by the signing identity (registers the identity first if needed)")
+    .description(
+      "create an IMVU in one command: the identity if none, the IMVU and its zone, the mailbox creator@<name>.<base>, a welcome workload and its public route; waits until each answers (re-run to resume)",
+    )
     .requiredOption("--name <label>", "the IMVU's name (becomes <name>.<base domain>)")
     .option("--jurisdiction <CC>", "ISO 3166-1 jurisdiction tag (ZZ: unspecified)", "ZZ")
     .option("--class <class>", "split class: imvu (55/45) or mini-platform (80/20)", "imvu")
+    .option("--app <dir>", "the welcome workload's static site or Node.js app (default: a welcome page)")
+    .option("--bare", "only the IMVU and its zone: no mailbox, workload or route")
+    .option("--no-wait", "do not wait for DNS, the workload and the gateway to answer")
     .action(action(create));
   apiFlags(imvu.command("list"))
     .description("the IMVUs the signing identity owns or is delegated on")

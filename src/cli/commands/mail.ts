@@ -13,6 +13,7 @@ import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
 import { commonErrors } from "../../core/common-errors.ts";
 import { NexusError } from "../../core/errors.ts";
+import type { Receipt } from "../../core/pipeline/pipeline.ts";
 import type { CommandDraft } from "../../core/pipeline/sign.ts";
 import { MailAddress } from "../../core/policy/mail-schemas.ts";
 import { IdentityId, ImvuName } from "../../core/policy/schemas.ts";
@@ -59,7 +60,7 @@ const imvuName = (n: string): string => checked(ImvuName, n, "--imvu", "a lower-
 
 /** The password: one line of stdin, or a fresh random one (returned with `generated`). */
 async function password(f: MailFlags): Promise<{ password: string; generated: boolean }> {
-  if (!f.passwordStdin) return { password: randomBytes(GENERATED_PASSWORD_BYTES).toString("base64url"), generated: true };
+  if (!f.passwordStdin) return { password: generatedPassword(), generated: true };
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const chunk of process.stdin) {
@@ -90,13 +91,35 @@ async function postJson(path: string, body: unknown, o: ClientOptions): Promise<
 }
 
 /** Signs the command carrying the verifier's commitment, then hands the verifier to the secret store. */
+/**
+ * Signs `mail.mailbox.add` or `mail.mailbox.passwd` carrying the commitment of a fresh verifier of
+ * `pw`, then (the receipt verified) hands the verifier to the IMVU's secret store. The password
+ * itself never leaves this process.
+ */
+export async function submitMailboxPassword(
+  type: "mail.mailbox.add" | "mail.mailbox.passwd",
+  imvu: string,
+  addr: string,
+  pw: string,
+  o: ClientOptions,
+  extra: Record<string, unknown> = {},
+): Promise<Receipt> {
+  const verifier = await createPasswordVerifier(pw);
+  const draft: CommandDraft = { type, imvu, body: { address: addr, ...extra, verifierCommitment: commitment(verifier) } };
+  const receipt = await submitDraft(draft, o);
+  await postJson("/v1/mail/verifiers", { imvu, address: addr, verifier }, o);
+  return receipt;
+}
+
+/** A fresh generated mailbox password. */
+export function generatedPassword(): string {
+  return randomBytes(GENERATED_PASSWORD_BYTES).toString("base64url");
+}
+
 async function setPassword(type: "mail.mailbox.add" | "mail.mailbox.passwd", f: MailFlags, addr: string, extra: Record<string, unknown>): Promise<void> {
   const imvu = imvuName(f.imvu);
   const pw = await password(f);
-  const verifier = await createPasswordVerifier(pw.password);
-  const draft: CommandDraft = { type, imvu, body: { address: addr, ...extra, verifierCommitment: commitment(verifier) } };
-  const receipt = await submitDraft(draft, opts(f));
-  await postJson("/v1/mail/verifiers", { imvu, address: addr, verifier }, opts(f));
+  const receipt = await submitMailboxPassword(type, imvu, addr, pw.password, opts(f), extra);
   if (f.json) {
     emit({ receipt, address: addr, ...(pw.generated ? { password: pw.password } : {}) }, true, () => "");
     return;

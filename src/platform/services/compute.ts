@@ -11,8 +11,6 @@
  * operations from the projection. Without podman it starts degraded and says so; every compute
  * command is then answered in the ledger with COMPUTE_PODMAN_MISSING, and the other services run.
  */
-import { createHash } from "node:crypto";
-import { resolve } from "node:path";
 import { isNexusError } from "../../core/errors.ts";
 import type { Receipt, RecordedCommand } from "../../core/pipeline/pipeline.ts";
 import type { CommandDraft } from "../../core/pipeline/sign.ts";
@@ -21,6 +19,7 @@ import type { ContainerDriver } from "../../services/compute/driver.ts";
 import type { Envelope } from "../../services/compute/envelope.ts";
 import { computeErrors } from "../../services/compute/errors.ts";
 import { ComputeFabric, type WorkloadStatus } from "../../services/compute/fabric.ts";
+import { FABRIC_ENV, fabricForHome } from "../../services/compute/names.ts";
 import type { UsageRecord } from "../../services/compute/metering.ts";
 import type { Sampler } from "../../services/compute/metering.ts";
 import { podmanAvailable, type PodmanStatus } from "../../services/compute/podman.ts";
@@ -41,7 +40,7 @@ export const RESYNC_MS_DEFAULT = 15_000;
 /** What a degraded compute service shows as its endpoint. */
 export const DEGRADED_ENDPOINT = "compute: podman not installed (apt-get install podman runc)";
 /** Overrides the fabric id (an installation moved to another directory keeps its containers). */
-export const FABRIC_ENV = "NEXUS_COMPUTE_FABRIC";
+export { FABRIC_ENV, fabricForHome };
 /** Longest detail carried by a reported event. */
 const DETAIL_CHARS_MAX = 1000;
 
@@ -492,15 +491,6 @@ export function createComputeService(opts: ComputeServiceOptions = {}): ServiceM
       return rt;
     },
   };
-}
-
-/**
- * The default fabric id of an installation: "h" + 11 hex digits of SHA-256 of its data directory,
- * so two installations on one machine (or a test run beside `nexus up`) never reconcile away each
- * other's containers.
- */
-export function fabricForHome(home: string): string {
-  return `h${createHash("sha256").update(resolve(home)).digest("hex").slice(0, 11)}`;
 }
 
 /** The compute service of `nexus up` (podman, fabric per data directory). */

@@ -314,6 +314,10 @@ export function createDnsService(opts: DnsServiceOptions = {}): ServiceModule {
       return {
         name: "dns",
         endpoints,
+        listens: {
+          dns: reachable(run.server.host, run.server.port),
+          ...(run.resolver === undefined ? {} : { resolver: reachable(run.resolver.host, run.resolver.port) }),
+        },
         store: run.store,
         server: run.server,
         resolver: run.resolver,

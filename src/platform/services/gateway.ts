@@ -224,6 +224,7 @@ async function startGatewayModule(ctx: ServiceContext, opts: GatewayServiceOptio
     refresh,
     shaping,
     endpoints,
+    listens: { http: `${config.host}:${String(gateway.port)}`, https: `${config.host}:${String(gateway.tlsPort)}` },
     async stop() {
       clearInterval(timer);
       off();

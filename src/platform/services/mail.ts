@@ -109,6 +109,7 @@ async function startMail(ctx: ServiceContext, opts: MailServiceOptions): Promise
       `submission ${config.host}:${smtp.submissionPort} (STARTTLS, AUTH)`,
       `imap ${config.host}:${imap.port} (${config.public ? "implicit TLS" : "STARTTLS"})`,
     ],
+    listens: { smtp: `${config.host}:${smtp.inboundPort}`, submission: `${config.host}:${smtp.submissionPort}`, imap: `${config.host}:${imap.port}` },
     async stop() {
       clearInterval(meter);
       unsubscribe();

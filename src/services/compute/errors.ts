@@ -49,6 +49,11 @@ export const computeErrors = defineErrors({
     http: 404,
     exit: 3,
   },
+  COMPUTE_VOLUME_IMPORT_REFUSED: {
+    message: "A volume is uploaded only into an IMVU made by `nexus imvu import`, before any workload is deployed on it",
+    http: 409,
+    exit: 1,
+  },
   COMPUTE_SOURCE_MISMATCH: { message: "The uploaded bytes do not hash to the SHA-256 they were uploaded under", http: 422, exit: 1 },
   COMPUTE_SOURCE_TOO_LARGE: { message: "The uploaded source is larger than the limit", http: 413, exit: 1 },
   COMPUTE_UNAVAILABLE: { message: "The compute service is not running in this process", http: 503, exit: 3 },

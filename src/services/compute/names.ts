@@ -3,6 +3,7 @@
  * (one per installation, or per test run) so two fabrics on one machine never touch each other's
  * containers, and the IMVU and workload labels the reconciler adopts containers by.
  */
+import { resolve } from "node:path";
 import { z } from "zod";
 import { sha256Hex } from "../../core/crypto/hash.ts";
 
@@ -42,4 +43,21 @@ export function containerName(fabric: string, imvu: string, workload: string): s
 /** The parent control group of an IMVU (relative to each controller's mount). */
 export function groupPath(fabric: string, imvu: string): string {
   return `/nexus/${fabric}/${slug(imvu)}`;
+}
+
+/** The environment variable that overrides an installation's fabric id. */
+export const FABRIC_ENV = "NEXUS_COMPUTE_FABRIC";
+
+/**
+ * The default fabric id of an installation: "h" + 11 hex digits of SHA-256 of its data directory,
+ * so two installations on one machine (or a test run beside `nexus up`) never reconcile away each
+ * other's containers.
+ */
+export function fabricForHome(home: string): string {
+  return `h${sha256Hex(new TextEncoder().encode(resolve(home))).slice(0, 11)}`;
+}
+
+/** The fabric id an installation's compute service uses: $NEXUS_COMPUTE_FABRIC, else fabricForHome. */
+export function installationFabric(home: string): string {
+  return process.env[FABRIC_ENV] ?? fabricForHome(home);
 }
