@@ -13,6 +13,7 @@ import { startUpstream, table, waitFor, type Upstream } from "./support.ts";
 describe("gateway: slices and QoS", () => {
   let up: Upstream;
   let gw: Gateway;
+  let frozenAt: number | undefined;
   const episodes: ThrottleEpisode[] = [];
   let base = "";
   const get = (host: string, path = "/") => request(`${base}${path}`, { headers: { host } });
@@ -39,6 +40,8 @@ describe("gateway: slices and QoS", () => {
       session: { signer: { keyId: "gw", ...generateEd25519() } },
       onThrottle: (e) => episodes.push(e),
       limits: { episodeQuietMs: 300 },
+      // Frozen while a test counts admissions, so a slow machine's refill cannot change the count.
+      now: () => frozenAt ?? Date.now(),
     });
     base = `http://127.0.0.1:${gw.port}`;
   });
@@ -49,6 +52,7 @@ describe("gateway: slices and QoS", () => {
 
   it("answers 429 with Retry-After and nexus-limit beyond requestsPerSec, and reports one episode with its count", async () => {
     const statuses: number[] = [];
+    frozenAt = Date.now();
     for (let i = 0; i < 12; i++) {
       const r = await get("rate.nexus.test");
       statuses.push(r.statusCode);
@@ -58,6 +62,7 @@ describe("gateway: slices and QoS", () => {
         assert.match(await r.body.text(), /NET_RATE_LIMITED/);
       } else await r.body.dump();
     }
+    frozenAt = undefined;
     const refused = statuses.filter((s) => s === 429).length;
     assert.ok(statuses.filter((s) => s === 200).length >= 5, statuses.join());
     assert.ok(refused >= 5, statuses.join());
