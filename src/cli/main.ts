@@ -1,24 +1,8 @@
 /**
  * The `nexus` command. Every subcommand group lives in src/cli/commands/<group>.ts and exports
- * `register(program)`; this file only assembles them.
+ * `register(program)`; this file only assembles them, importing only the asked group's modules.
  */
 import { Command, CommanderError } from "commander";
-import { register as registerDev } from "./commands/dev.ts";
-import { register as registerGates } from "./commands/gates.ts";
-import { register as registerId } from "./commands/id.ts";
-import { register as registerLedger } from "./commands/ledger.ts";
-import { register as registerTlog } from "./commands/tlog.ts";
-import { register as registerNote } from "./commands/note.ts";
-import { register as registerUp } from "./commands/up.ts";
-import { register as registerImvu, registerIdVerbs } from "./commands/imvu.ts";
-import { register as registerExit } from "./commands/exit.ts";
-import { register as registerOperator } from "./commands/operator.ts";
-import { register as registerCompute } from "./commands/compute.ts";
-import { register as registerNet } from "./commands/net.ts";
-import { register as registerMail } from "./commands/mail.ts";
-import { register as registerDns } from "./commands/dns.ts";
-import { register as registerDomain } from "./commands/domain.ts";
-import { register as registerAudit } from "./commands/audit.ts";
 
 const program = new Command();
 program
@@ -28,23 +12,54 @@ program
   .showHelpAfterError()
   .exitOverride();
 
-registerUp(program);
-registerDev(program);
-registerGates(program);
-registerId(program);
-registerLedger(program);
-registerTlog(program);
-registerNote(program);
-registerIdVerbs(program);
-registerImvu(program);
-registerExit(program);
-registerOperator(program);
-registerCompute(program);
-registerNet(program);
-registerMail(program);
-registerDns(program);
-registerDomain(program);
-registerAudit(program);
+type Registrar = (p: Command) => void;
+/**
+ * The modules of each command group, imported only when the group is asked for: one start of the
+ * CLI reads (and type-strips) one group's code, not the whole platform's. Where a module adds
+ * verbs to another's group, both are listed, the group's own first.
+ */
+const imvuGroup = async (): Promise<Registrar[]> => {
+  const [imvu, exit] = await Promise.all([import("./commands/imvu.ts"), import("./commands/exit.ts")]);
+  return [imvu.register, exit.register];
+};
+const operatorGroup = async (): Promise<Registrar[]> => [(await import("./commands/operator.ts")).register];
+const GROUPS: Readonly<Record<string, () => Promise<Registrar[]>>> = {
+  up: async () => [(await import("./commands/up.ts")).register],
+  test: async () => [(await import("./commands/dev.ts")).register],
+  gates: async () => [(await import("./commands/gates.ts")).register],
+  id: async () => {
+    const [id, imvu] = await Promise.all([import("./commands/id.ts"), import("./commands/imvu.ts")]);
+    return [id.register, imvu.registerIdVerbs];
+  },
+  ledger: async () => [(await import("./commands/ledger.ts")).register],
+  tlog: async () => [(await import("./commands/tlog.ts")).register],
+  note: async () => [(await import("./commands/note.ts")).register],
+  imvu: imvuGroup,
+  consent: imvuGroup,
+  delegate: imvuGroup,
+  revenue: operatorGroup,
+  admin: operatorGroup,
+  compute: async () => [(await import("./commands/compute.ts")).register],
+  net: async () => [(await import("./commands/net.ts")).register],
+  mail: async () => [(await import("./commands/mail.ts")).register],
+  dns: async () => [(await import("./commands/dns.ts")).register],
+  domain: async () => [(await import("./commands/domain.ts")).register],
+  audit: async () => [(await import("./commands/audit.ts")).register],
+};
+
+// The group is the first word; without one (--help, --version) or for an unknown word, every
+// group is loaded, in this order, so the help and the "unknown command" answer list them all.
+const word = process.argv.slice(2).find((a) => !a.startsWith("-"));
+const one = word !== undefined && Object.hasOwn(GROUPS, word) ? GROUPS[word] : undefined;
+const registrars: Registrar[] = [];
+if (one) registrars.push(...(await one()));
+else for (const g of Object.values(GROUPS)) registrars.push(...(await g()));
+const done = new Set<Registrar>();
+for (const r of registrars) {
+  if (done.has(r)) continue;
+  done.add(r);
+  r(program);
+}
 
 try {
   await program.parseAsync(process.argv);
