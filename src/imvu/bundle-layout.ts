@@ -19,6 +19,12 @@ export const BUNDLE_FILES_MAX = 2_000_000;
 export const BUNDLE_ENTRIES_MAX = 1_000_000;
 /** Most revenue periods (months) one bundle carries. */
 export const BUNDLE_PERIODS_MAX = 1200;
+/**
+ * Largest manifest payload: the JCS of the inventory and every file's digest, ~200 bytes a file,
+ * so about 240,000 files (mails count one each in Maildir). Its base64 envelope stays under the
+ * strict JSON parser's 64 MiB bound.
+ */
+export const EXIT_MANIFEST_BYTES_MAX = 47 * 1024 * 1024;
 /** Largest JSON file of the bundle read whole (entries, statements, lists). */
 export const BUNDLE_JSON_BYTES_MAX = 64 * 1024 * 1024;
 

@@ -17,7 +17,7 @@ import { parseEntry } from "../core/pipeline/pipeline.ts";
 import { readTarSync } from "../services/compute/tar.ts";
 import { parseZoneFile } from "../services/dns/zonefile.ts";
 import {
-  BUNDLE_JSON_BYTES_MAX, ConsistencyFileSchema, EntriesFileSchema, EXIT_MANIFEST_PAYLOAD_TYPE, ExitManifestSchema, MANIFEST_FILE, PATHS, type ExitManifest,
+  BUNDLE_JSON_BYTES_MAX, ConsistencyFileSchema, EntriesFileSchema, EXIT_MANIFEST_BYTES_MAX, EXIT_MANIFEST_PAYLOAD_TYPE, ExitManifestSchema, MANIFEST_FILE, PATHS, type ExitManifest,
 } from "./bundle-layout.ts";
 import { hashFile, listFiles } from "./bundle-writer.ts";
 import { countMbox, maildirFolders } from "./mbox.ts";
@@ -60,9 +60,9 @@ export function verifyBundle(dir: string, opts: { verifierKey?: string | undefin
   let env: DsseEnvelope;
   let m: ExitManifest;
   try {
-    env = parseDsse(readFileSync(join(dir, MANIFEST_FILE), "utf8"));
+    env = parseDsse(readFileSync(join(dir, MANIFEST_FILE), "utf8"), { payloadBytesMax: EXIT_MANIFEST_BYTES_MAX });
     const payload = fromBase64(env.payload) ?? new Uint8Array();
-    const parsed = ExitManifestSchema.safeParse(parseJsonStrict(Buffer.from(payload).toString("utf8")));
+    const parsed = ExitManifestSchema.safeParse(parseJsonStrict(Buffer.from(payload).toString("utf8"), { charsMax: EXIT_MANIFEST_BYTES_MAX }));
     if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
     m = parsed.data;
   } catch (e) {
@@ -117,7 +117,7 @@ function kelOf(ctx: Ctx, rel: string, id: string, who: string): IdentityState | 
 
 function signedBy(env: DsseEnvelope, id: string, key: IdentityState): boolean {
   try {
-    verifyDsse(env, new Map([[id, fromBase64(key.publicKey) ?? new Uint8Array()]]), { threshold: 1, acceptedTypes: [EXIT_MANIFEST_PAYLOAD_TYPE] });
+    verifyDsse(env, new Map([[id, fromBase64(key.publicKey) ?? new Uint8Array()]]), { threshold: 1, acceptedTypes: [EXIT_MANIFEST_PAYLOAD_TYPE], payloadBytesMax: EXIT_MANIFEST_BYTES_MAX });
     return true;
   } catch {
     return false;

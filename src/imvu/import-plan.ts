@@ -22,7 +22,7 @@ import type { NetGrantRecord, NetRouteRecord } from "../core/pipeline/net-state.
 import type { ImvuRecord } from "../core/pipeline/state.ts";
 import { parseZoneFile } from "../services/dns/zonefile.ts";
 import { commitment } from "../services/mail/directory.ts";
-import { ExitManifestSchema, MANIFEST_FILE, PATHS, type ExitManifest } from "./bundle-layout.ts";
+import { EXIT_MANIFEST_BYTES_MAX, ExitManifestSchema, MANIFEST_FILE, PATHS, type ExitManifest } from "./bundle-layout.ts";
 
 /** One mailbox to re-create. */
 export interface MailboxImport {
@@ -64,7 +64,7 @@ export interface ImportPlan {
 
 /** The manifest of a bundle and the SHA-256 of its payload. */
 export function readManifest(dir: string): { manifest: ExitManifest; digest: string } {
-  const env = parseDsse(readFileSync(join(dir, MANIFEST_FILE), "utf8"));
+  const env = parseDsse(readFileSync(join(dir, MANIFEST_FILE), "utf8"), { payloadBytesMax: EXIT_MANIFEST_BYTES_MAX });
   const payload = fromBase64(env.payload) ?? new Uint8Array();
   return { manifest: ExitManifestSchema.parse(JSON.parse(Buffer.from(payload).toString("utf8"))), digest: sha256Hex(payload) };
 }

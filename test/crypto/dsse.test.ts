@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { createPublicKey } from "node:crypto";
 import fc from "fast-check";
 import {
+  DSSE_PAYLOAD_BYTES_MAX,
   DSSE_SIGNATURES_MAX,
   ed25519DsseSigner,
   ed25519FromSeed,
@@ -273,4 +274,15 @@ test("property: accepted exactly when at least `threshold` distinct trusted keys
     ),
     { numRuns: 150 },
   );
+});
+
+test("a payload over the default bound is refused unless the caller raises it for a large document (an exit manifest)", () => {
+  const payload = utf8(JSON.stringify({ files: "x".repeat(DSSE_PAYLOAD_BYTES_MAX + 1) }));
+  const text = JSON.stringify(signDsse(TYPE, payload, [ed25519DsseSigner(A.privateKey, "A")]));
+  assert.equal(code(() => parseDsse(text)), "CRYPTO_DSSE_MALFORMED");
+  const big = 4 * DSSE_PAYLOAD_BYTES_MAX;
+  const env = parseDsse(text, { payloadBytesMax: big });
+  assert.equal(code(() => verifyDsse(env, both, opts())), "CRYPTO_DSSE_MALFORMED", "verification keeps the default bound too");
+  assert.deepEqual(verifyDsse(env, both, { ...opts(), payloadBytesMax: big }).payload, payload);
+  assert.equal(code(() => verifyDsse(env, both, { ...opts(), payloadBytesMax: payload.length - 1 })), "CRYPTO_DSSE_MALFORMED", "the raised bound still holds, to the byte");
 });

@@ -26,7 +26,7 @@ import { readTarSync, safeRelPath } from "../../services/compute/tar.ts";
 import { Decrypter } from "age-encryption";
 import { tmpdir } from "node:os";
 import { writeTarSync } from "../../services/compute/tar.ts";
-import { countersign, exitErrors, MANIFEST_FILE, PATHS, verifyBundle, type BundleReport } from "../../imvu/index.ts";
+import { countersign, EXIT_MANIFEST_BYTES_MAX, exitErrors, MANIFEST_FILE, PATHS, verifyBundle, type BundleReport } from "../../imvu/index.ts";
 import { importPlan, readManifest } from "../../imvu/import-plan.ts";
 import { apiBase, apiGetPublic, clientErrors, localIdentity, observeCheckpoint, submitDraft, trustedVerifierKey } from "../client.ts";
 import { action, emit } from "../output.ts";
@@ -170,7 +170,7 @@ async function exitCmd(f: ExitFlags): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const env = parseDsse(readFileSync(join(out, MANIFEST_FILE), "utf8"));
+  const env = parseDsse(readFileSync(join(out, MANIFEST_FILE), "utf8"), { payloadBytesMax: EXIT_MANIFEST_BYTES_MAX });
   writeFileSync(join(out, MANIFEST_FILE), `${JSON.stringify(countersign(env, me.id, me.current.privateKey), null, 2)}\n`, { mode: 0o600 });
   const final = verifyBundle(out, { verifierKey: await trustedVerifierKey(api) });
   printReport(final, f.json, out);

@@ -16,7 +16,7 @@ import { z } from "zod";
 import { concatBytes, fromBase64, toBase64, toHex, utf8 } from "./bytes.ts";
 import { PUBLIC_KEY_BYTES, ed25519Sign, ed25519Verify, publicKeyFromRaw } from "./ed25519.ts";
 import { cryptoErrors } from "./errors.ts";
-import { parseJsonStrict } from "./jcs.ts";
+import { JSON_CHARS_CEILING, parseJsonStrict } from "./jcs.ts";
 
 /** Largest decoded payload (1 MiB). */
 export const DSSE_PAYLOAD_BYTES_MAX = 1024 * 1024;
@@ -41,15 +41,20 @@ export const DsseSignatureSchema = z.object({
   sig: z.string().max(DSSE_SIG_CHARS_MAX).refine(isBase64, "sig is not base64"),
 });
 
+/** The DSSE JSON envelope (envelope.md) with a payload of at most `payloadBytesMax` bytes. */
+function envelopeSchema(payloadBytesMax: number) {
+  return z.object({
+    payload: z
+      .string()
+      .max(Math.ceil(payloadBytesMax / 3) * 4)
+      .refine(isBase64, "payload is not base64"),
+    payloadType: z.string().max(DSSE_PAYLOAD_TYPE_CHARS_MAX),
+    signatures: z.array(DsseSignatureSchema).max(DSSE_SIGNATURES_MAX),
+  });
+}
+
 /** The DSSE JSON envelope (envelope.md), bounded; unknown fields are stripped. */
-export const DsseEnvelopeSchema = z.object({
-  payload: z
-    .string()
-    .max(Math.ceil(DSSE_PAYLOAD_BYTES_MAX / 3) * 4)
-    .refine(isBase64, "payload is not base64"),
-  payloadType: z.string().max(DSSE_PAYLOAD_TYPE_CHARS_MAX),
-  signatures: z.array(DsseSignatureSchema).max(DSSE_SIGNATURES_MAX),
-});
+export const DsseEnvelopeSchema = envelopeSchema(DSSE_PAYLOAD_BYTES_MAX);
 
 /** A DSSE envelope. */
 export type DsseEnvelope = z.infer<typeof DsseEnvelopeSchema>;
@@ -69,6 +74,8 @@ export interface DsseVerifyOptions {
   readonly threshold: number;
   /** Payload types accepted (exact, case-sensitive match). */
   readonly acceptedTypes: readonly string[];
+  /** Largest payload accepted (default DSSE_PAYLOAD_BYTES_MAX; large documents such as an exit manifest raise it). */
+  readonly payloadBytesMax?: number;
 }
 
 /** A verified envelope: the payload bytes and the names of the trusted keys that signed. */
@@ -103,18 +110,19 @@ export function signDsse(payloadType: string, payload: Uint8Array, signers: read
 }
 
 /** Parses envelope JSON text strictly (duplicate keys rejected) and checks its shape. */
-export function parseDsse(text: string): DsseEnvelope {
+export function parseDsse(text: string, opts: { readonly payloadBytesMax?: number } = {}): DsseEnvelope {
+  const max = opts.payloadBytesMax ?? DSSE_PAYLOAD_BYTES_MAX;
   let json: unknown;
   try {
-    json = parseJsonStrict(text, { charsMax: DSSE_ENVELOPE_CHARS_MAX });
+    json = parseJsonStrict(text, { charsMax: max === DSSE_PAYLOAD_BYTES_MAX ? DSSE_ENVELOPE_CHARS_MAX : Math.min(JSON_CHARS_CEILING, Math.ceil(max / 3) * 4 + 64 * 1024) });
   } catch (e) {
     throw cryptoErrors.make("CRYPTO_DSSE_MALFORMED", e instanceof Error ? e.message : String(e));
   }
-  return decodeEnvelope(json);
+  return decodeEnvelope(json, max);
 }
 
-function decodeEnvelope(envelope: unknown): DsseEnvelope {
-  const r = DsseEnvelopeSchema.safeParse(envelope);
+function decodeEnvelope(envelope: unknown, payloadBytesMax = DSSE_PAYLOAD_BYTES_MAX): DsseEnvelope {
+  const r = (payloadBytesMax === DSSE_PAYLOAD_BYTES_MAX ? DsseEnvelopeSchema : envelopeSchema(payloadBytesMax)).safeParse(envelope);
   if (!r.success) {
     const text = r.error.issues.map((i) => (i.path.length > 0 ? `${i.path.join(".")}: ${i.message}` : i.message)).join("; ");
     throw cryptoErrors.make("CRYPTO_DSSE_MALFORMED", text);
@@ -130,13 +138,14 @@ function decodeEnvelope(envelope: unknown): DsseEnvelope {
 export function verifyDsse(envelope: unknown, trusted: ReadonlyMap<string, DsseTrustedKey>, opts: DsseVerifyOptions): DsseVerified {
   if (!Number.isSafeInteger(opts.threshold) || opts.threshold < 1) throw new RangeError("the DSSE threshold must be an integer >= 1");
   if (trusted.size > DSSE_TRUSTED_KEYS_MAX) throw new RangeError(`at most ${DSSE_TRUSTED_KEYS_MAX} trusted keys`);
-  const env = decodeEnvelope(envelope);
+  const max = opts.payloadBytesMax ?? DSSE_PAYLOAD_BYTES_MAX;
+  const env = decodeEnvelope(envelope, max);
   // protocol.md checks the type after the signatures; both must hold, so the cheap check goes first.
   if (!opts.acceptedTypes.includes(env.payloadType)) {
     throw cryptoErrors.make("CRYPTO_DSSE_PAYLOAD_TYPE", JSON.stringify(env.payloadType));
   }
   const payload = fromBase64(env.payload, true) ?? new Uint8Array(); // the schema checked it decodes
-  if (payload.length > DSSE_PAYLOAD_BYTES_MAX) throw cryptoErrors.make("CRYPTO_DSSE_MALFORMED", "payload too large");
+  if (payload.length > max) throw cryptoErrors.make("CRYPTO_DSSE_MALFORMED", "payload too large");
   const message = pae(env.payloadType, payload);
   const keys = distinctKeys(trusted);
   const accepted = new Set<TrustedEntry>();
