@@ -193,26 +193,28 @@ describe("malicious admin", () => {
   });
 
   test("a forked log: two API processes on two copies of the data serve diverging histories; the creator shown both gets CLIENT_INCONSISTENT, and two creators' checkpoints admit no consistency proof", async () => {
-    // The fork: a consistent copy of the database (VACUUM INTO) with the same platform keys.
-    const forkHome = join(tempDir("nexus-hostile-fork-"), "home");
-    mkdirSync(forkHome, { recursive: true });
-    const db = database(site);
-    db.exec(`VACUUM INTO '${join(forkHome, "nexus.db")}'`);
-    db.close();
-    copyFileSync(join(site.home, "platform.key"), join(forkHome, "platform.key"));
-    cpSync(join(site.home, "keys"), join(forkHome, "keys"), { recursive: true });
-    const forkPort = await freePort();
-    const fork: Stack = await startStack({ home: forkHome, config: { host: "127.0.0.1", ports: { ...DEFAULT_PORTS, api: forkPort }, public: false }, modules: [], log: () => {} });
+    // Carol talks to "the platform" at one URL (a proxy the platform controls); her IMVU exists before the fork.
     let target = site.api;
     const proxy = await switchingProxy(() => target);
+    let fork: Stack | undefined;
     try {
-      // Carol talks to "the platform" at one URL; Dave talks to the fork directly.
-      const carol = { ...person(proxy.url, "carol") };
-      const dave = person(fork.apiUrl, "dave");
+      const carol = person(proxy.url, "carol");
       await must(["imvu", "create", "--name", "gamma", "--bare"], carol);
+      // The fork: a consistent copy of the database (VACUUM INTO) with the same platform keys.
+      const forkHome = join(tempDir("nexus-hostile-fork-"), "home");
+      mkdirSync(forkHome, { recursive: true });
+      const db = database(site);
+      db.exec(`VACUUM INTO '${join(forkHome, "nexus.db")}'`);
+      db.close();
+      copyFileSync(join(site.home, "platform.key"), join(forkHome, "platform.key"));
+      cpSync(join(site.home, "keys"), join(forkHome, "keys"), { recursive: true });
+      fork = await startStack({ home: forkHome, config: { host: "127.0.0.1", ports: { ...DEFAULT_PORTS, api: await freePort() }, public: false }, modules: [], log: () => {} });
+      // The histories diverge: Carol's next command lands on the original, Dave's on the fork.
+      const dave = person(fork.apiUrl, "dave");
+      await must(["dns", "set", "--imvu", "gamma", "www", "A", "192.0.2.30"], carol);
       await must(["imvu", "create", "--name", "delta", "--bare"], dave);
       target = fork.apiUrl;
-      const r = await cli(["dns", "set", "--imvu", "gamma", "www", "A", "192.0.2.30"], carol);
+      const r = await cli(["dns", "set", "--imvu", "gamma", "www", "A", "192.0.2.31"], carol);
       assert.equal(r.code, 1, r.stdout + r.stderr);
       assert.match(r.stderr, /CLIENT_INCONSISTENT/);
       // Gossip: each creator's latest checkpoint verifies with the same key, yet no consistency proof joins them.
@@ -231,7 +233,7 @@ describe("malicious admin", () => {
       assert.equal((JSON.parse(check.stdout) as { valid: boolean }).valid, false);
     } finally {
       await proxy.close();
-      await fork.stop();
+      await fork?.stop();
     }
   });
 

@@ -189,16 +189,31 @@ export async function startSite(prefix: string, opts: { compute?: boolean } = {}
   return {
     home, stack, ports, api: stack.apiUrl, dns: dns.control, mail: mail.control, compute: compute?.control, gateway: gateway?.control, mx, fabric, operator,
     async done() {
-      // The fabric outlives the compute service: stop everything, then remove the containers and volumes.
+      // The fabric outlives the compute service: stop everything, then remove the containers and
+      // volumes. Each step is bounded, so that a step that never settles cannot keep the file's
+      // process (and the suite) waiting forever; the step is named on stderr instead.
       const fab = (stack.services.find((s) => s.name === "compute") as { fabric?: { teardown(o: { volumes: boolean }): Promise<void> } } | undefined)?.fabric;
-      try {
-        await stack.stop();
-        await mx.close();
-      } finally {
-        await fab?.teardown({ volumes: true });
-      }
+      await bounded("the stack's stop", stack.stop());
+      await bounded("the sink MX's close", mx.close());
+      if (fab) await bounded("the fabric's teardown", fab.teardown({ volumes: true }));
     },
   };
+}
+
+/** How long one step of a site's teardown may take. */
+const TEARDOWN_STEP_MS = 60_000;
+
+/** Awaits `p` at most TEARDOWN_STEP_MS; a step that does not settle in time is reported, not awaited. */
+async function bounded(what: string, p: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), TEARDOWN_STEP_MS);
+  });
+  try {
+    if ((await Promise.race([p, late])) === "late") process.stderr.write(`test/hostile: ${what} did not settle within ${TEARDOWN_STEP_MS} ms\n`);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Runs the CLI and expects exit 0; returns stdout. */
@@ -291,7 +306,7 @@ export interface WireReceipt {
 
 /** POSTs a signed envelope to the API; the receipt, or the typed error with its HTTP status. */
 export async function post(site: { api: string }, envelopeJson: string): Promise<{ status: number; receipt?: WireReceipt; code?: string }> {
-  const res = await fetch(`${site.api}/v1/commands`, { method: "POST", headers: { "content-type": "application/json" }, body: envelopeJson });
+  const res = await fetch(`${site.api}/v1/commands`, { method: "POST", headers: { "content-type": "application/json" }, body: envelopeJson, signal: AbortSignal.timeout(30_000) });
   const body = (await res.json()) as { receipt?: WireReceipt; error?: { code: string } };
   return { status: res.status, ...(body.receipt ? { receipt: body.receipt } : {}), ...(body.error ? { code: body.error.code } : {}) };
 }
@@ -312,7 +327,7 @@ export async function signedGet(site: { api: string }, env: Record<string, strin
   const sig = signRequest({ method: "GET", url, headers }, { components: ["@method", "@target-uri"], params: { created: Math.floor(Date.now() / 1000), keyid: id.id, alg: "ed25519" }, privateKey: id.current.privateKey });
   headers["signature-input"] = sig.signatureInput;
   headers.signature = sig.signature;
-  const res = await fetch(url, { headers });
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(30_000) });
   const json = (await res.json()) as { error?: { code: string } };
   return { status: res.status, ...(json.error ? { code: json.error.code } : {}), json };
 }
