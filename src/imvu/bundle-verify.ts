@@ -82,6 +82,24 @@ export function verifyBundle(dir: string, opts: { verifierKey?: string | undefin
   return { ok: ctx.problems.length === 0, imvu: m.imvu, verifierKeySource: source, problems: ctx.problems, checked: ctx.checked };
 }
 
+/**
+ * The manifest's signatures only (the platform's and the owner's countersignature), for a bundle
+ * whose files `verifyBundle` has just checked: a countersignature touches manifest.json alone.
+ */
+export function verifySignaturesOnly(dir: string, opts: { verifierKey?: string | undefined } = {}): string[] {
+  let env: DsseEnvelope;
+  let m: ExitManifest;
+  try {
+    env = parseDsse(readFileSync(join(dir, MANIFEST_FILE), "utf8"), { payloadBytesMax: EXIT_MANIFEST_BYTES_MAX });
+    m = ExitManifestSchema.parse(parseJsonStrict(Buffer.from(fromBase64(env.payload) ?? new Uint8Array()).toString("utf8"), { charsMax: EXIT_MANIFEST_BYTES_MAX }));
+  } catch (e) {
+    return [`${MANIFEST_FILE}: unreadable or not a signed exit manifest: ${errText(e)}`];
+  }
+  const ctx: Ctx = { dir, m, vkey: opts.verifierKey ?? m.platform.verifierKey, problems: [], checked: {}, intact: new Set() };
+  checkSignatures(ctx, env, true);
+  return ctx.problems;
+}
+
 /** Every listed file is present with its digest and size; nothing unlisted is present. */
 function checkFiles(ctx: Ctx): void {
   const listed = new Set<string>();

@@ -26,7 +26,7 @@ import { readTarSync, safeRelPath } from "../../services/compute/tar.ts";
 import { Decrypter } from "age-encryption";
 import { tmpdir } from "node:os";
 import { writeTarSync } from "../../services/compute/tar.ts";
-import { countersign, EXIT_MANIFEST_BYTES_MAX, exitErrors, MANIFEST_FILE, PATHS, verifyBundle, type BundleReport } from "../../imvu/index.ts";
+import { countersign, EXIT_MANIFEST_BYTES_MAX, exitErrors, MANIFEST_FILE, PATHS, verifyBundle, verifySignaturesOnly, type BundleReport } from "../../imvu/index.ts";
 import { importPlan, readManifest } from "../../imvu/import-plan.ts";
 import { apiBase, apiGetPublic, clientErrors, localIdentity, observeCheckpoint, submitDraft, trustedVerifierKey } from "../client.ts";
 import { action, emit } from "../output.ts";
@@ -172,7 +172,9 @@ async function exitCmd(f: ExitFlags): Promise<void> {
   }
   const env = parseDsse(readFileSync(join(out, MANIFEST_FILE), "utf8"), { payloadBytesMax: EXIT_MANIFEST_BYTES_MAX });
   writeFileSync(join(out, MANIFEST_FILE), `${JSON.stringify(countersign(env, me.id, me.current.privateKey), null, 2)}\n`, { mode: 0o600 });
-  const final = verifyBundle(out, { verifierKey: await trustedVerifierKey(api) });
+  // The files were verified above; the countersignature changed manifest.json only.
+  const signed = verifySignaturesOnly(out, { verifierKey: await trustedVerifierKey(api) });
+  const final = { ...report, checked: { ...report.checked, signatures: (report.checked.signatures ?? 1) + 1 }, ok: signed.length === 0, problems: signed };
   printReport(final, f.json, out);
   if (!final.ok) process.exitCode = 1;
   else if (!f.json) process.stdout.write(`countersigned by ${me.id}; the platform keeps serving ${f.imvu} until \`nexus imvu depart ${f.imvu}\` or the grace period ends\n`);
