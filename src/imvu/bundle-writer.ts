@@ -226,7 +226,7 @@ function writeCompute(out: BundleFiles, state: StateReader, home: string, fabric
   const volumeDir = join(fabric, "volumes", slug(rec.name), "data");
   let volume: ComputeInventory["volume"] = null;
   if (existsSync(volumeDir)) {
-    const r = writeTarSync(volumeDir, join(out.root, PATHS.volume), { exclude: (p) => p === "lost+found" || p.startsWith(".nexus-") });
+    const r = writeTarSync(volumeDir, join(out.root, PATHS.volume), { exclude: (p) => p === "lost+found" || p.startsWith(".nexus-"), durable: false });
     out.track(PATHS.volume, r.sha256);
     volume = { file: PATHS.volume, sha256: r.sha256, entries: r.entries };
   }

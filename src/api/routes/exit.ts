@@ -12,14 +12,15 @@
  * cur/ and new/ (of the top level and of Maildir++ folders) are taken, and none is overwritten.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, createReadStream, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { commonErrors } from "../../core/common-errors.ts";
 import type { ImvuRecord, StateReader } from "../../core/pipeline/state.ts";
 import { ImvuName } from "../../core/policy/schemas.ts";
-import { readTarSync, safeRelPath, writeTarSync } from "../../services/compute/tar.ts";
+import { readTarSync, safeRelPath, tarChunks } from "../../services/compute/tar.ts";
+import { Readable } from "node:stream";
 import { maildirPath, maildirRoot } from "../../services/mail/directory.ts";
 import { mailboxKey } from "../../core/pipeline/mail-state.ts";
 import { exitErrors } from "../../imvu/errors.ts";
@@ -142,10 +143,8 @@ export function exitRoutes(opts: ExitRoutesOptions): ApiModule {
             { imvu: name, passphrase: body.passphrase, ownerKel: body.ownerKel, seenSizes: (body.seen ?? []).map(BigInt), ...(opts.scryptLog2N === undefined ? {} : { scryptLog2N: opts.scryptLog2N }), ...(opts.fabric === undefined ? {} : { fabric: opts.fabric }) },
             dir,
           );
-          const tar = join(staging, "bundle.tar");
-          writeTarSync(dir, tar);
-          rmSync(dir, { recursive: true, force: true });
-          const stream = createReadStream(tar);
+          // Streamed straight from the staging tree (no archive copy on disk), removed once sent.
+          const stream = Readable.from(tarChunks(dir), { objectMode: false });
           stream.on("close", () => rmSync(staging, { recursive: true, force: true }));
           return reply.type("application/x-tar").header("content-disposition", `attachment; filename="${name}-exit.tar"`).send(stream);
         } catch (e) {

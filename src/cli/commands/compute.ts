@@ -79,7 +79,7 @@ export async function uploadSource(imvu: string, dir: string, f: ApiFlags): Prom
   const tmp = mkdtempSync(join(tmpdir(), "nexus-source-"));
   try {
     const tar = join(tmp, "source.tar");
-    const { sha256 } = writeTarSync(abs, tar);
+    const { sha256 } = writeTarSync(abs, tar, { durable: false });
     await putTar(`/v1/compute/imvus/${imvu}/sources/${sha256}`, tar, f);
     return sha256;
   } finally {

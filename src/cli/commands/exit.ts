@@ -225,7 +225,7 @@ async function importCmd(dirArg: string, f: ImportFlags): Promise<void> {
     if (v.status !== 200) throw clientErrors.make("CLIENT_BAD_RESPONSE", `verifier of ${m.address}: HTTP ${v.status} ${await v.text()}`);
     const tar = join(tmpdir(), `nexus-import-${process.pid}-${imported.length}.tar`);
     try {
-      writeTarSync(join(dir, m.maildir), tar);
+      writeTarSync(join(dir, m.maildir), tar, { durable: false });
       const r = await signedPost(f, `/v1/imvus/${plan.imvu}/import/maildir?address=${encodeURIComponent(m.address)}`, "application/x-tar", readFileSync(tar));
       const body = (await r.json()) as { messages?: number };
       if (r.status !== 200) throw clientErrors.make("CLIENT_BAD_RESPONSE", `Maildir of ${m.address}: HTTP ${r.status} ${JSON.stringify(body)}`);

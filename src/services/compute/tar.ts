@@ -201,7 +201,7 @@ function writeFileData(sink: Sink, path: string, size: number): void {
 }
 
 /** Writes the archive of `root` to `outPath` (created, never overwritten), hashing as it goes. Synchronous: run it in a worker. */
-export function writeTarSync(root: string, outPath: string, opts: { maxBytes?: number; exclude?: (rel: string) => boolean } = {}): TarResult {
+export function writeTarSync(root: string, outPath: string, opts: { maxBytes?: number; exclude?: (rel: string) => boolean; durable?: boolean } = {}): TarResult {
   const entries = collectEntries(root, opts.exclude ? { exclude: opts.exclude } : {});
   const fd = openSync(outPath, "wx", 0o600);
   const sink = new Sink(fd, opts.maxBytes ?? Number.MAX_SAFE_INTEGER);
@@ -212,11 +212,40 @@ export function writeTarSync(root: string, outPath: string, opts: { maxBytes?: n
     }
     sink.write(Buffer.alloc(BLOCK * 2));
     sink.flush();
-    fsyncSync(fd);
+    // A snapshot must survive a crash; a staging copy that is streamed and removed need not.
+    if (opts.durable ?? true) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
   return { sha256: sink.hash.digest("hex"), sizeBytes: sink.size, entries: entries.length };
+}
+
+/**
+ * The same archive as writeTarSync, as a sequence of chunks: for streaming an archive without a
+ * staging copy. The tree must not change while it is read (a file that shrinks is an error).
+ */
+export function* tarChunks(root: string, opts: { exclude?: (rel: string) => boolean } = {}): Generator<Buffer> {
+  for (const e of collectEntries(root, opts.exclude ? { exclude: opts.exclude } : {})) {
+    yield entryHeader(e);
+    if (e.type !== "file" || e.size === 0) continue;
+    const path = join(root, e.path);
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      let left = e.size;
+      while (left > 0) {
+        const buf = Buffer.allocUnsafe(Math.min(IO_CHUNK_BYTES, left));
+        const n = readSync(fd, buf, 0, buf.length, null);
+        if (n === 0) throw computeErrors.make("COMPUTE_VOLUME_FAILED", `${path} shrank while it was archived; retry`);
+        left -= n;
+        yield n === buf.length ? buf : buf.subarray(0, n);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    const pad = (BLOCK - (e.size % BLOCK)) % BLOCK;
+    if (pad > 0) yield Buffer.alloc(pad);
+  }
+  yield Buffer.alloc(BLOCK * 2);
 }
 
 /** Sequential reader of a file through one buffer. */
