@@ -30,7 +30,7 @@ import { computeOf, type RunningCompute } from "./compute.ts";
 import { startShaping, type GatewayShaping, type ShapingOptions } from "./gateway-shaping.ts";
 
 /** How often the table is rebuilt even without a recorded command (workload addresses move). */
-export const ROUTE_REFRESH_MS = 2_000;
+export const ROUTE_REFRESH_MS = 500;
 /** How often usage is reported (one `usage.report` per IMVU per interval). */
 export const GATEWAY_USAGE_INTERVAL_MS = 60_000;
 
