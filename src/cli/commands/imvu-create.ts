@@ -4,9 +4,10 @@
  *   1. the owner identity (created and registered if there is none),
  *   2. `imvu.create`: the IMVU, its envelope and `<name>.<base>` with its zone (SOA, NS, A/AAAA,
  *      MX, SPF, DMARC; the mail service publishes DKIM),
- *   3. `mail.mailbox.add`: `creator@<name>.<base>` with a generated password printed once,
- *   4. `compute.workload.deploy`: the welcome workload `welcome` (a static page, or `--app DIR`),
- *   5. `net.route.add`: the public route `<name>.<base>` → welcome:8080, under the IMVU's slice,
+ *   3. `compute.workload.deploy`: the welcome workload `welcome` (a static page, or `--app DIR`),
+ *   4. `net.route.add`: the public route `<name>.<base>` → welcome:8080, under the IMVU's slice,
+ *   5. `mail.mailbox.add`: `creator@<name>.<base>` with a generated password printed once (while
+ *      the container starts),
  * then waits until DNS, the workload and the gateway answer, and prints how to reach each part.
  *
  * Resumable: each step first reads whether it is already done (the projection is the truth), so
@@ -157,23 +158,6 @@ export async function createAll(input: CreateAllInput): Promise<void> {
     }
     if (input.bare) return;
 
-    current = "mailbox";
-    const address = `creator@${host}`;
-    const boxes = await apiGet<{ mailboxes: { address: string; verifierStored?: boolean }[] }>(`/v1/mail/mailboxes?imvu=${name}`, opts);
-    const box = boxes.mailboxes.find((m) => m.address === address);
-    if (box?.verifierStored) say({ step: "mailbox", status: "existed", detail: `${address} (its password was shown when it was made; \`nexus mail passwd\` sets a new one)` });
-    else {
-      password = generatedPassword();
-      const r = await submitMailboxPassword(box ? "mail.mailbox.passwd" : "mail.mailbox.add", name, address, password, opts);
-      say({ step: "mailbox", status: "done", detail: address, index: r.index });
-      // Printed at once, so a later step's failure cannot lose it.
-      if (!input.json) process.stdout.write(`mailbox password: ${password}\n(shown once: it is stored nowhere, only a salted scrypt verifier is kept)\n`);
-    }
-    if (services.mail) {
-      if (services.mail.smtp) reach.swaks = `swaks --server ${services.mail.smtp} --to ${address} --from you@example.org`;
-      if (services.mail.imap) reach.imap = `${services.mail.imap}, STARTTLS, user ${address}`;
-    }
-
     current = "workload";
     const compute = await apiGetPublic<{ running: boolean; available: boolean; degraded?: string }>("/v1/compute/status", opts);
     let deployed = false;
@@ -214,6 +198,24 @@ export async function createAll(input: CreateAllInput): Promise<void> {
       }
       reach.curl = `curl -H 'Host: ${host}' http://${gateway.http}/`;
       if (gateway.https) reach.https = `curl -k --resolve ${host}:${hostPort(gateway.https).port}:${hostPort(gateway.https).host} https://${host}:${hostPort(gateway.https).port}/`;
+    }
+
+    // The mailbox after the workload and route: its scrypt work overlaps the container start.
+    current = "mailbox";
+    const address = `creator@${host}`;
+    const boxes = await apiGet<{ mailboxes: { address: string; verifierStored?: boolean }[] }>(`/v1/mail/mailboxes?imvu=${name}`, opts);
+    const box = boxes.mailboxes.find((m) => m.address === address);
+    if (box?.verifierStored) say({ step: "mailbox", status: "existed", detail: `${address} (its password was shown when it was made; \`nexus mail passwd\` sets a new one)` });
+    else {
+      password = generatedPassword();
+      const r = await submitMailboxPassword(box ? "mail.mailbox.passwd" : "mail.mailbox.add", name, address, password, opts);
+      say({ step: "mailbox", status: "done", detail: address, index: r.index });
+      // Printed at once, so a later step's failure cannot lose it.
+      if (!input.json) process.stdout.write(`mailbox password: ${password}\n(shown once: it is stored nowhere, only a salted scrypt verifier is kept)\n`);
+    }
+    if (services.mail) {
+      if (services.mail.smtp) reach.swaks = `swaks --server ${services.mail.smtp} --to ${address} --from you@example.org`;
+      if (services.mail.imap) reach.imap = `${services.mail.imap}, STARTTLS, user ${address}`;
     }
 
     current = "answers";
