@@ -228,17 +228,18 @@ export async function createAll(input: CreateAllInput): Promise<void> {
       await until(`DNS ${host} A at ${dns}`, async () => ((await res.resolve4(host)).length > 0 ? true : undefined), CREATE_WAIT_MS);
       answered.push("DNS");
     }
-    if (deployed) {
+    if (deployed && gateway?.http !== undefined) {
+      // The welcome page served through the gateway proves the workload runs too (and costs the
+      // runtime no status query while its container starts).
+      const g = hostPort(gateway.http);
+      await until(`the gateway ${gateway.http} for ${host}`, async () => ((await statusOf(g.host, g.port, host)) === 200 ? true : undefined), CREATE_WAIT_MS);
+      answered.push("workload", "gateway");
+    } else if (deployed) {
       await until(`the workload ${WELCOME_WORKLOAD}`, async () => {
         const v = await apiGet<{ workloads: { name: string; runtime: { state: string } | null }[] }>(`/v1/compute/imvus/${name}/workloads`, opts);
         return v.workloads.find((w) => w.name === WELCOME_WORKLOAD)?.runtime?.state === "running" ? true : undefined;
       }, CREATE_WAIT_MS);
       answered.push("workload");
-      if (gateway?.http !== undefined) {
-        const g = hostPort(gateway.http);
-        await until(`the gateway ${gateway.http} for ${host}`, async () => ((await statusOf(g.host, g.port, host)) === 200 ? true : undefined), CREATE_WAIT_MS);
-        answered.push("gateway");
-      }
     }
     say({ step: "answers", status: "done", detail: answered.length === 0 ? "nothing to wait for" : `${answered.join(", ")} answer` });
   } catch (e) {

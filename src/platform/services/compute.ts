@@ -152,7 +152,11 @@ class ComputeRuntime implements RunningCompute {
 
   #onRecorded(r: RecordedCommand): void {
     if (this.#stopped) return;
-    const relevant = r.changes.some((c) => c.table === "compute-workload" || c.table === "compute-op" || c.table === "imvu");
+    // An IMVU's record matters only once it has workloads (envelope, suspension, departure): a new
+    // IMVU's creation must not queue a pass ahead of its first deploy.
+    const relevant = r.changes.some(
+      (c) => c.table === "compute-workload" || c.table === "compute-op" || (c.table === "imvu" && this.platform.state.list("compute-workload", `${c.key}/`).length > 0),
+    );
     if (relevant) this.#schedule();
   }
 

@@ -362,9 +362,11 @@ export class Reconciler {
     const diskEvents: ComputeEvent[] = [];
     const workloads = await this.#specs(desired, rejected, diskEvents);
     const fabricLabel = { [LABEL_FABRIC]: this.#o.fabric };
+    // Both reads at once: each is a podman process start.
+    const [containers, networks] = await Promise.all([this.#o.driver.list(fabricLabel), this.#o.driver.listNetworks(fabricLabel)]);
     const observed = {
-      containers: (await this.#o.driver.list(fabricLabel)).filter((c) => !held(c.labels[LABEL_IMVU])),
-      networks: (await this.#o.driver.listNetworks(fabricLabel)).filter((n) => !held(n.labels[LABEL_IMVU])),
+      containers: containers.filter((c) => !held(c.labels[LABEL_IMVU])),
+      networks: networks.filter((n) => !held(n.labels[LABEL_IMVU])),
     };
     const notBefore = new Map<string, number>();
     for (const [k, times] of this.#restarts) {
