@@ -820,7 +820,10 @@ describe("the web console in Chromium against a running stack", () => {
     const mallory = stack.platform.state.list("identity").find(([, i]) => i.name === "mallory")?.[1].id;
     assert.ok(mallory !== undefined, "mallory registered earlier");
     const grant = page.locator("#grant >> xpath=..");
-    assert.equal(await grant.getByLabel("Private route").inputValue(), "members", "the private route is offered");
+    // The page reloads the IMVU's resources after the receipt: wait until the new route is listed.
+    const offered = grant.getByLabel("Private route");
+    for (let i = 0; i < 100 && (await offered.inputValue()) !== "members"; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await offered.inputValue(), "members", "the private route is offered");
     await grant.getByLabel("Identity to grant").fill(mallory);
     await shot(page, "form-grant");
     const granted = await submitIn(page, "grant", "Sign and grant");
