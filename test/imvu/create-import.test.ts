@@ -14,7 +14,7 @@ import { signRequest } from "../../src/core/crypto/httpsig.ts";
 import { loadIdentity } from "../../src/core/identity/index.ts";
 import { installationFabric, slug } from "../../src/services/compute/names.ts";
 import { runPython } from "../mail/support-imap.ts";
-import { cleanup, cli, fillVolume, person, startInstallation, tempDir, type Installation, type Run } from "./support.ts";
+import { cleanup, cli, dig, fillVolume, person, startInstallation, tempDir, type Installation, type Run } from "./support.ts";
 
 function run(cmd: string, args: readonly string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
@@ -28,8 +28,6 @@ function run(cmd: string, args: readonly string[]): Promise<Run> {
   });
 }
 
-const dig = async (port: number, name: string, type: string): Promise<string> =>
-  (await run("dig", ["+short", "+time=2", "+tries=2", "-p", String(port), "@127.0.0.1", name, type])).stdout.trim().split("\n").sort().join("\n");
 
 const page = async (port: number, host: string): Promise<string> => {
   const r = await run("curl", ["-sS", "--max-time", "10", "-H", `Host: ${host}`, `http://127.0.0.1:${port}/`]);

@@ -18,7 +18,7 @@ import { signerOf } from "../../src/platform/platform.ts";
 import { EXPORTABLE_RESOURCES } from "../../src/core/policy/gates.ts";
 import { EXIT_MANIFEST_PAYLOAD_TYPE, ExitManifestSchema, PATHS, RESOURCE_PARTS, verifyBundle, zonePath } from "../../src/imvu/index.ts";
 import { runPython } from "../mail/support-imap.ts";
-import { cleanup, cli, deliver, fillVolume, message, person, startInstallation, tempDir, type Installation } from "./support.ts";
+import { cleanup, cli, deliver, dig, fillVolume, message, person, startInstallation, tempDir, type Installation } from "./support.ts";
 
 const PASSPHRASE = "correct horse battery staple";
 const ADDRESS = "creator@stage.nexus.test";
@@ -264,14 +264,6 @@ describe("imvu exit and verify-export", () => {
       assert.equal(rec?.owner, manifestOf(out).owner);
       assert.equal(rec?.importedFrom?.verifierKey, inst.stack.platform.verifierKey);
       assert.equal(rec?.importedFrom?.treeSize, manifestOf(out).checkpoint.size);
-      const dig = (port: number, name: string, type: string): Promise<string> =>
-        new Promise((resolve, reject) => {
-          const c = spawn("dig", ["+short", "+time=2", "+tries=1", "-p", String(port), "@127.0.0.1", name, type]);
-          let text = "";
-          c.stdout.on("data", (d: Buffer) => (text += d.toString()));
-          c.on("error", reject);
-          c.on("exit", () => resolve(text.trim()));
-        });
       for (const [name, type] of [["www.stage.nexus.test", "A"], ["stage.nexus.test", "TXT"], ["_dmarc.stage.nexus.test", "TXT"]] as const) {
         const before = await dig(inst.dnsPort, name, type);
         assert.notEqual(before, "", `${name} ${type} answered at the origin`);

@@ -134,3 +134,14 @@ export function message(n: number, to: string): string {
     "",
   ].join("\n");
 }
+
+/** `dig +short` of NAME TYPE at 127.0.0.1:port, its lines sorted (order-free comparison). */
+export function dig(port: number, name: string, type: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = spawn("dig", ["+short", "+time=2", "+tries=2", "-p", String(port), "@127.0.0.1", name, type]);
+    let text = "";
+    c.stdout.on("data", (d: Buffer) => (text += d.toString()));
+    c.on("error", reject);
+    c.on("exit", () => resolve(text.trim().split("\n").sort().join("\n")));
+  });
+}

@@ -15,7 +15,7 @@
  * (@noble/hashes, incremental: WebCrypto has no streaming digest).
  */
 import { sha256 } from "@noble/hashes/sha2.js";
-import { toHex, utf8 } from "./bytes.ts";
+import { concat, toHex, utf8 } from "./bytes.ts";
 
 const BLOCK = 512;
 /** Largest source the API accepts (src/services/compute/sources.ts SOURCE_BYTES_MAX). */
@@ -141,16 +141,6 @@ function rawHeader(name: string, e: { mode: number; uid: number; gid: number; mt
   return h;
 }
 
-function concatBlocks(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** The header block(s) of one entry, as tar.ts entryHeader makes them (no symlinks here). */
 function entryHeader(e: Entry, uid: number, gid: number): Uint8Array {
   const name = e.type === "dir" ? `${e.path}/` : e.path;
@@ -166,9 +156,9 @@ function entryHeader(e: Entry, uid: number, gid: number): Uint8Array {
   const fit = { mode: e.mode, uid: Math.min(uid, OCTAL_7_MAX), gid: Math.min(gid, OCTAL_7_MAX), mtimeSec: Math.max(0, Math.min(e.mtimeSec, OCTAL_11_MAX)) };
   const main = rawHeader(long ? name.replace(/[^\x20-\x7e]/g, "_").slice(-99) : name, fit, Math.min(e.size, OCTAL_11_MAX), flag);
   if (pax.length === 0) return main;
-  const body = concatBlocks(pax);
+  const body = concat(...pax);
   const paxHead = rawHeader("././@PaxHeader", { mode: 0o644, uid: 0, gid: 0, mtimeSec: 0 }, body.length, "x");
-  return concatBlocks([paxHead, body, new Uint8Array((BLOCK - (body.length % BLOCK)) % BLOCK), main]);
+  return concat(paxHead, body, new Uint8Array((BLOCK - (body.length % BLOCK)) % BLOCK), main);
 }
 
 /** Splits and checks a relative path: what tar.ts safeRelPath would accept of it. */

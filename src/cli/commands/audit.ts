@@ -14,20 +14,17 @@
  * Exit codes: 0 every check passed, 1 a violation, 2 bad input, 3 the API is unreachable.
  */
 import type { Command } from "commander";
-import { existsSync, statSync } from "node:fs";
 import { z } from "zod";
 import { commonErrors } from "../../core/common-errors.ts";
 import { toHex } from "../../core/crypto/bytes.ts";
 import { isNexusError, NexusError } from "../../core/errors.ts";
-import { Ledger } from "../../core/ledger/ledger.ts";
-import { noteSignerFromEd25519, parseVerifierKey, verifierKey } from "../../core/ledger/note.ts";
+import { parseVerifierKey } from "../../core/ledger/note.ts";
 import { AuditReportSchema, type AuditCheck, type AuditReport } from "../../core/audit/report.ts";
 import { runAudit } from "../../platform/audit.ts";
-import { openStore } from "../../store/index.ts";
 import { apiBase, CLIENT_BODY_BYTES_MAX, clientErrors, observeCheckpoint, trustedVerifierKey } from "../client.ts";
 import { RemoteLedger } from "../ledger-remote.ts";
 import { action, emit } from "../output.ts";
-import { dataDir, ledgerOrigin, loadPlatformKey } from "./ledger.ts";
+import { withLocal } from "./ledger.ts";
 
 /** How long the CLI waits for the server's audit (it replays the whole ledger and queries every service). */
 export const AUDIT_CLIENT_TIMEOUT_MS = 10 * 60_000;
@@ -95,26 +92,8 @@ async function clientLedgerCheck(api: string, vkey: string, report: AuditReport)
 }
 
 /** `--local`: the non-live checks on the data directory. */
-async function localReport(): Promise<AuditReport> {
-  const dir = dataDir();
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw commonErrors.make("INPUT_INVALID", `no data directory at ${dir} (set NEXUS_HOME)`, { field: "NEXUS_HOME" });
-  }
-  const key = loadPlatformKey(dir, false);
-  if (key === undefined) throw commonErrors.make("INPUT_INVALID", `${dir} holds no platform.key: not an installation`, { field: "NEXUS_HOME" });
-  const origin = ledgerOrigin();
-  const vkey = verifierKey(origin, key.publicKey);
-  const store = await openStore({ url: process.env.NEXUS_DATABASE_URL, dataDir: dir });
-  try {
-    const ledger = await Ledger.open(store, { origin, signer: noteSignerFromEd25519(origin, key.privateKey, key.publicKey), verifierKey: vkey });
-    try {
-      return await runAudit({ store, ledger, verifierKey: vkey, live: LOCAL_SKIP_REASON, quiet: true });
-    } finally {
-      await ledger.close();
-    }
-  } finally {
-    await store.close();
-  }
+function localReport(): Promise<AuditReport> {
+  return withLocal((ledger, store, vkey) => runAudit({ store, ledger, verifierKey: vkey, live: LOCAL_SKIP_REASON, quiet: true }), { createKey: false });
 }
 
 /** The report for people: one line per check, problems indented. */

@@ -89,10 +89,14 @@ function localDir(): string {
   return dir;
 }
 
-/** Opens the local store and ledger, runs `fn`, and closes them. */
-async function withLocal<T>(fn: (ledger: Ledger, store: Store, vkey: string) => Promise<T>): Promise<T> {
+/**
+ * Opens the local store and ledger, runs `fn`, and closes them. With `createKey: false` a data
+ * directory without platform.key is refused (INPUT_INVALID) instead of given one.
+ */
+export async function withLocal<T>(fn: (ledger: Ledger, store: Store, vkey: string) => Promise<T>, opts: { createKey?: boolean } = {}): Promise<T> {
   const dir = localDir();
-  const key = loadPlatformKey(dir, true) as Ed25519KeyPair;
+  const key = loadPlatformKey(dir, opts.createKey ?? true);
+  if (key === undefined) throw commonErrors.make("INPUT_INVALID", `${dir} holds no platform.key: not an installation`, { field: "NEXUS_HOME" });
   const origin = ledgerOrigin();
   const vkey = verifierKey(origin, key.publicKey);
   const store = await openStore({ url: process.env.NEXUS_DATABASE_URL, dataDir: dir });
