@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { createIdentity } from "../../src/core/identity/index.ts";
 import { signCommand, type CommandDraft } from "../../src/core/pipeline/sign.ts";
 import { ENVELOPE_PROFILES, envelopeToWire } from "../../src/core/policy/envelope.ts";
-import { countersign, verifyBundle, writeBundle } from "../../src/imvu/index.ts";
+import { countersign, EXIT_MANIFEST_BYTES_MAX, verifyBundle, writeBundle } from "../../src/imvu/index.ts";
 import { parseDsse } from "../../src/core/crypto/index.ts";
 import { Platform, signerOf } from "../../src/platform/platform.ts";
 import { installationFabric, slug } from "../../src/services/compute/names.ts";
@@ -71,7 +71,7 @@ try {
     const dir = join(work, `bundle-${run}`);
     peers.push(await time(() => execFileSync("sh", ["-c", `tar -C ${home} -cf - mail compute | sha256sum > /dev/null`])));
     exits.push(await time(() => writeBundle(p, { imvu: "stage", passphrase: "benchmark passphrase", ownerKel: owner.kel, seenSizes: [] }, dir)));
-    const env = parseDsse(readFileSync(join(dir, "manifest.json"), "utf8"));
+    const env = parseDsse(readFileSync(join(dir, "manifest.json"), "utf8"), { payloadBytesMax: EXIT_MANIFEST_BYTES_MAX });
     writeFileSync(join(dir, "manifest.json"), JSON.stringify(countersign(env, owner.id, owner.current.privateKey)));
     verifies.push(await time(() => {
       const v = verifyBundle(dir, { verifierKey: p.verifierKey });

@@ -6,7 +6,7 @@
  */
 import { Encrypter } from "age-encryption";
 import { createHash } from "node:crypto";
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { canonicalize, ed25519DsseSigner, signDsse, toHex, utf8 } from "../core/crypto/index.ts";
 import { buildZone } from "../core/dns/zone.ts";
@@ -19,7 +19,7 @@ import { computeEnvelope, workloadSpecOf } from "../services/compute/projection.
 import { manifestList, renderManifests } from "../services/compute/k8s.ts";
 import { installationFabric, slug } from "../services/compute/names.ts";
 import { sourceTarPath } from "../services/compute/sources.ts";
-import { writeTarSync } from "../services/compute/tar.ts";
+import { collectEntries, entryHeader, fileChunks, tarChunks, tarSize } from "../services/compute/tar.ts";
 import { exportZone } from "../services/dns/zonefile.ts";
 import { maildirPath, maildirRoot, MailSecretStore } from "../services/mail/directory.ts";
 import {
@@ -57,39 +57,50 @@ export interface ExportRequest {
   readonly now?: Date;
 }
 
-/** Collects files into the bundle directory with their digests. */
-class BundleFiles {
-  readonly files: FileEntry[] = [];
-  readonly root: string;
+/** One file of the bundle: where it goes, its size, and its bytes on demand (read once, when sent or written). */
+export interface BundlePart {
+  readonly path: string;
+  readonly bytes: number;
+  chunks(): Iterable<Buffer>;
+}
 
-  constructor(root: string) {
-    this.root = root;
-  }
+/** A bundle ready to be written or streamed: its parts, then the manifest signed over their digests. */
+export interface BundlePlan {
+  /** Directories that exist even when empty (a Maildir's cur, new and tmp). */
+  readonly dirs: readonly string[];
+  readonly parts: readonly BundlePart[];
+  /** When the bundle was made (the manifest's createdAt). */
+  readonly createdAt: Date;
+  /** The platform-signed manifest, once every part's digest is known (`files` in any order). */
+  sign(files: readonly FileEntry[]): { manifest: ExitManifest; envelopeJson: string };
+}
+
+/** Collects the bundle's files as parts; nothing is read or copied until the plan is written or streamed. */
+class BundleParts {
+  readonly parts: BundlePart[] = [];
+  readonly dirs: string[] = [];
 
   write(rel: string, data: Uint8Array | string): void {
-    const p = join(this.root, rel);
-    mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
     const bytes = typeof data === "string" ? utf8(data) : data;
-    writeFileSync(p, bytes, { mode: 0o600 });
-    this.files.push({ path: rel, sha256: createHash("sha256").update(bytes).digest("hex"), bytes: bytes.length });
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.parts.push({ path: rel, bytes: buf.length, chunks: () => [buf] });
   }
 
   json(rel: string, value: unknown): void {
     this.write(rel, `${JSON.stringify(value, null, 2)}\n`);
   }
 
+  /** A file of the data directory, as it is when the part is read (its size is fixed now). */
   copy(src: string, rel: string): void {
-    const p = join(this.root, rel);
-    mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
-    copyFileSync(src, p);
-    this.track(rel);
+    const size = statSync(src).size;
+    this.parts.push({ path: rel, bytes: size, chunks: () => fileChunks(src, size) });
   }
 
-  /** Lists a file already written at `rel`. */
-  track(rel: string, sha256?: string): void {
-    const p = join(this.root, rel);
-    const bytes = statSync(p).size;
-    this.files.push({ path: rel, sha256: sha256 ?? hashFile(p), bytes });
+  /** The deterministic tar of a directory (tar.ts), its entries listed now; returns their count. */
+  tree(root: string, rel: string, exclude: (p: string) => boolean): number {
+    const entries = collectEntries(root, { exclude });
+    this.parts.push({ path: rel, bytes: tarSize(entries), chunks: () => tarChunks(root, { entries }) });
+    return entries.length;
   }
 }
 
@@ -109,8 +120,65 @@ export function hashFile(path: string): string {
   return h.digest("hex");
 }
 
+/** Passes a part's chunks on, hashing them; `done` gets its file entry (and checks its size held). */
+function* hashed(part: BundlePart, done: (f: FileEntry) => void): Generator<Buffer> {
+  const h = createHash("sha256");
+  let n = 0;
+  for (const c of part.chunks()) {
+    h.update(c);
+    n += c.length;
+    yield c;
+  }
+  if (n !== part.bytes) throw new Error(`invariant: ${part.path} gave ${n} bytes, ${part.bytes} were listed`);
+  done({ path: part.path, sha256: h.digest("hex"), bytes: n });
+}
+
 /** Writes the bundle of `req.imvu` into the empty directory `dir`; returns the signed manifest envelope. */
 export async function writeBundle(src: ExportSource, req: ExportRequest, dir: string): Promise<{ manifest: ExitManifest; envelopeJson: string }> {
+  const plan = await planBundle(src, req);
+  for (const d of plan.dirs) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+  const files: FileEntry[] = [];
+  for (const part of plan.parts) {
+    const p = join(dir, part.path);
+    mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
+    const fd = openSync(p, "wx", 0o600);
+    try {
+      for (const c of hashed(part, (f) => files.push(f))) for (let off = 0; off < c.length; ) off += writeSync(fd, c, off);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  const signed = plan.sign(files);
+  writeFileSync(join(dir, MANIFEST_FILE), signed.envelopeJson, { mode: 0o600 });
+  return signed;
+}
+
+/**
+ * The bundle as one tar stream (the exit route's answer): every part read once, hashed on the way
+ * out, and the signed manifest last, since it carries their digests. Directories 0700, files 0600,
+ * owner 0:0, mtime the bundle's creation.
+ */
+export function* bundleTarChunks(plan: BundlePlan): Generator<Buffer> {
+  const mtimeSec = Math.floor(plan.createdAt.getTime() / 1000);
+  const meta = { uid: 0, gid: 0, mtimeSec, linkTarget: "" };
+  for (const d of plan.dirs) yield entryHeader({ ...meta, path: d, type: "dir", mode: 0o700, size: 0 });
+  const files: FileEntry[] = [];
+  const fileHeader = (path: string, size: number): Buffer => entryHeader({ ...meta, path, type: "file", mode: 0o600, size });
+  const pad = (size: number): Buffer => Buffer.alloc((512 - (size % 512)) % 512);
+  for (const part of plan.parts) {
+    yield fileHeader(part.path, part.bytes);
+    yield* hashed(part, (f) => files.push(f));
+    if (part.bytes % 512 !== 0) yield pad(part.bytes);
+  }
+  const manifest = Buffer.from(plan.sign(files).envelopeJson);
+  yield fileHeader(MANIFEST_FILE, manifest.length);
+  yield manifest;
+  yield pad(manifest.length);
+  yield Buffer.alloc(1024);
+}
+
+/** Reads what the bundle of `req.imvu` holds and lists its parts; the data is read when the plan is written or streamed. */
+export async function planBundle(src: ExportSource, req: ExportRequest): Promise<BundlePlan> {
   const state = src.state;
   const rec = state.get("imvu", req.imvu);
   const genesis = state.get("platform", "genesis");
@@ -119,56 +187,62 @@ export async function writeBundle(src: ExportSource, req: ExportRequest, dir: st
   const ownerState = verifyKel(req.ownerKel);
   const registered = state.get("identity", rec.owner);
   if (ownerState.id !== rec.owner || registered?.publicKey !== ownerState.publicKey) throw new Error("owner key event log does not match the registered owner");
+  const exitRequestedIndex = rec.exit.requestedIndex;
   const cp = await src.ledger.checkpoint();
-  const out = new BundleFiles(dir);
+  const out = new BundleParts();
   const platformId = src.platformIdentity();
+  const createdAt = req.now ?? new Date();
   out.json(PATHS.imvu, rec);
   out.json(PATHS.platform, { platformId: genesis.platformId, baseDomain: genesis.baseDomain, origin: src.ledger.origin, verifierKey: src.verifierKey, genesisIndex: genesis.genesisIndex, constitution: { version: genesis.constitutionVersion, hash: genesis.constitutionHash } });
   out.json(PATHS.ownerKel, req.ownerKel);
   out.json(PATHS.platformKel, platformId.kel);
   const zones = writeZones(out, state, req.imvu);
   const mailboxes = writeMail(out, state, src.home, req.imvu);
-  const compute = writeCompute(out, state, src.home, req.fabric ?? installationFabric(src.home), rec);
+  const { volumeEntries, ...compute } = writeCompute(out, state, src.home, req.fabric ?? installationFabric(src.home), rec);
   const network = writeNetwork(out, state, rec);
   const policies = writePolicies(out, state, rec);
   writeRecords(out, state, rec.name);
   const ledgerEntries = await writeLedger(out, src, req, cp.checkpoint.size, cp.note);
-  const statements = await monthlyStatements(state, src.ledger, rec, cp.checkpoint.size, cp.note, req.now ?? new Date());
+  const statements = await monthlyStatements(state, src.ledger, rec, cp.checkpoint.size, cp.note, createdAt);
   for (const s of statements) out.json(statementPath(s.month), { ...s.proven, verifierKey: src.verifierKey });
   const secretNames = await writeSecrets(out, src.home, req);
-  out.files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  const manifest: ExitManifest = {
-    format: EXIT_FORMAT,
-    imvu: rec.name,
-    owner: rec.owner,
-    class: rec.class,
-    jurisdiction: rec.jurisdiction,
-    status: rec.status,
-    exitRequestedIndex: rec.exit.requestedIndex,
-    createdAt: (req.now ?? new Date()).toISOString(),
-    constitution: { version: genesis.constitutionVersion, hash: genesis.constitutionHash },
-    platform: { platformId: genesis.platformId, baseDomain: genesis.baseDomain, origin: src.ledger.origin, verifierKey: src.verifierKey, genesisIndex: genesis.genesisIndex },
-    checkpoint: { size: cp.checkpoint.size.toString(), root: toHex(cp.checkpoint.root) },
-    inventory: {
-      zones,
-      mailboxes,
-      ...compute,
-      ...network,
-      ...policies,
-      ledgerEntries: ledgerEntries.indices,
-      statements: statements.map((s) => ({ month: s.month, file: statementPath(s.month), entries: s.entries })),
-      secrets: { file: PATHS.secrets, format: "age", contents: secretNames },
-      consistency: ledgerEntries.consistency,
-    },
-    files: out.files,
+  const sign = (given: readonly FileEntry[]): { manifest: ExitManifest; envelopeJson: string } => {
+    const files = [...given].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    const volumeSha = files.find((f) => f.path === PATHS.volume)?.sha256;
+    if (volumeEntries !== undefined && volumeSha === undefined) throw new Error("invariant: the volume archive has no digest");
+    const manifest: ExitManifest = {
+      format: EXIT_FORMAT,
+      imvu: rec.name,
+      owner: rec.owner,
+      class: rec.class,
+      jurisdiction: rec.jurisdiction,
+      status: rec.status,
+      exitRequestedIndex,
+      createdAt: createdAt.toISOString(),
+      constitution: { version: genesis.constitutionVersion, hash: genesis.constitutionHash },
+      platform: { platformId: genesis.platformId, baseDomain: genesis.baseDomain, origin: src.ledger.origin, verifierKey: src.verifierKey, genesisIndex: genesis.genesisIndex },
+      checkpoint: { size: cp.checkpoint.size.toString(), root: toHex(cp.checkpoint.root) },
+      inventory: {
+        zones,
+        mailboxes,
+        ...compute,
+        volume: volumeEntries === undefined || volumeSha === undefined ? null : { file: PATHS.volume, sha256: volumeSha, entries: volumeEntries },
+        ...network,
+        ...policies,
+        ledgerEntries: ledgerEntries.indices,
+        statements: statements.map((s) => ({ month: s.month, file: statementPath(s.month), entries: s.entries })),
+        secrets: { file: PATHS.secrets, format: "age", contents: secretNames },
+        consistency: ledgerEntries.consistency,
+      },
+      files,
+    };
+    const envelope = signDsse(EXIT_MANIFEST_PAYLOAD_TYPE, utf8(canonicalize(manifest)), [ed25519DsseSigner(platformId.current.privateKey, platformId.id)]);
+    return { manifest, envelopeJson: `${JSON.stringify(envelope, null, 2)}\n` };
   };
-  const envelope = signDsse(EXIT_MANIFEST_PAYLOAD_TYPE, utf8(canonicalize(manifest)), [ed25519DsseSigner(platformId.current.privateKey, platformId.id)]);
-  const envelopeJson = `${JSON.stringify(envelope, null, 2)}\n`;
-  writeFileSync(join(dir, MANIFEST_FILE), envelopeJson, { mode: 0o600 });
-  return { manifest, envelopeJson };
+  return { dirs: out.dirs, parts: out.parts, createdAt, sign };
 }
 
-function writeZones(out: BundleFiles, state: StateReader, imvu: string): ExitManifest["inventory"]["zones"] {
+function writeZones(out: BundleParts, state: StateReader, imvu: string): ExitManifest["inventory"]["zones"] {
   const d = platformDnsOf(state);
   if (d === undefined) return [];
   const zones: ExitManifest["inventory"]["zones"] = [];
@@ -183,14 +257,14 @@ function writeZones(out: BundleFiles, state: StateReader, imvu: string): ExitMan
   return zones;
 }
 
-function writeMail(out: BundleFiles, state: StateReader, home: string, imvu: string): ExitManifest["inventory"]["mailboxes"] {
+function writeMail(out: BundleParts, state: StateReader, home: string, imvu: string): ExitManifest["inventory"]["mailboxes"] {
   const boxes = state.list("mail-mailbox", `${imvu}/`).map(([, m]) => m).filter((m) => m.imvu === imvu);
   out.json(PATHS.mailboxes, boxes);
   const result: ExitManifest["inventory"]["mailboxes"] = [];
   for (const m of boxes) {
     const srcRoot = maildirPath(maildirRoot(home), imvu, m.address);
     const dst = maildirBundlePath(m.address);
-    for (const sub of ["cur", "new", "tmp"]) mkdirSync(join(out.root, dst, sub), { recursive: true, mode: 0o700 });
+    for (const sub of ["cur", "new", "tmp"]) out.dirs.push(`${dst}/${sub}`);
     const folders: ExitManifest["inventory"]["mailboxes"][number]["folders"] = [];
     let messages = 0;
     let bytes = 0;
@@ -199,7 +273,7 @@ function writeMail(out: BundleFiles, state: StateReader, home: string, imvu: str
       for (const p of f.messages) {
         const sub = p.slice(0, p.lastIndexOf("/")).endsWith("/new") ? "new" : "cur";
         out.copy(p, `${prefix}/${sub}/${p.slice(p.lastIndexOf("/") + 1)}`);
-        bytes += statSync(p).size;
+        bytes += out.parts[out.parts.length - 1]?.bytes ?? 0;
       }
       const mbox = mboxBundlePath(m.address, f.name);
       out.write(mbox, mboxOf(f.messages));
@@ -211,9 +285,9 @@ function writeMail(out: BundleFiles, state: StateReader, home: string, imvu: str
   return result;
 }
 
-type ComputeInventory = Pick<ExitManifest["inventory"], "workloads" | "volume" | "snapshots" | "sources">;
+type ComputeInventory = Pick<ExitManifest["inventory"], "workloads" | "snapshots" | "sources"> & { volumeEntries: number | undefined };
 
-function writeCompute(out: BundleFiles, state: StateReader, home: string, fabricName: string, rec: ImvuRecord): ComputeInventory {
+function writeCompute(out: BundleParts, state: StateReader, home: string, fabricName: string, rec: ImvuRecord): ComputeInventory {
   const fabric = join(home, "compute", fabricName);
   const records = state.list("compute-workload", `${rec.name}/`).map(([, w]) => w).filter((w) => w.imvu === rec.name);
   out.json(PATHS.workloads, records);
@@ -224,12 +298,7 @@ function writeCompute(out: BundleFiles, state: StateReader, home: string, fabric
   const k8s = envelope === undefined ? { apiVersion: "v1", kind: "List", items: [] } : manifestList(renderManifests({ imvu: rec.name, envelope, workloads: specs, image }));
   out.json(PATHS.k8s, k8s);
   const volumeDir = join(fabric, "volumes", slug(rec.name), "data");
-  let volume: ComputeInventory["volume"] = null;
-  if (existsSync(volumeDir)) {
-    const r = writeTarSync(volumeDir, join(out.root, PATHS.volume), { exclude: (p) => p === "lost+found" || p.startsWith(".nexus-"), durable: false });
-    out.track(PATHS.volume, r.sha256);
-    volume = { file: PATHS.volume, sha256: r.sha256, entries: r.entries };
-  }
+  const volumeEntries = existsSync(volumeDir) ? out.tree(volumeDir, PATHS.volume, (p) => p === "lost+found" || p.startsWith(".nexus-")) : undefined;
   const snapshots: ComputeInventory["snapshots"] = [];
   const snapDir = join(fabric, "snapshots", slug(rec.name));
   for (const [, s] of state.list("compute-snapshot", `${rec.name}/`)) {
@@ -247,10 +316,10 @@ function writeCompute(out: BundleFiles, state: StateReader, home: string, fabric
     out.copy(file, sourcePath(sha));
     sources.push({ sha256: sha, file: sourcePath(sha) });
   }
-  return { workloads: records.map((w) => w.name), volume, snapshots, sources };
+  return { workloads: records.map((w) => w.name), volumeEntries, snapshots, sources };
 }
 
-function writeNetwork(out: BundleFiles, state: StateReader, rec: ImvuRecord): Pick<ExitManifest["inventory"], "routes" | "grants"> {
+function writeNetwork(out: BundleParts, state: StateReader, rec: ImvuRecord): Pick<ExitManifest["inventory"], "routes" | "grants"> {
   const routes = state.list("net-route", `${rec.name}/`).map(([, r]) => r).filter((r) => r.imvu === rec.name);
   const grants = state.list("net-grant", `${rec.name}/`).map(([, g]) => g).filter((g) => g.imvu === rec.name);
   out.json(PATHS.routes, routes);
@@ -263,7 +332,7 @@ function writeNetwork(out: BundleFiles, state: StateReader, rec: ImvuRecord): Pi
   return { routes: routes.map((r) => r.route), grants: grants.length };
 }
 
-function writePolicies(out: BundleFiles, state: StateReader, rec: ImvuRecord): Pick<ExitManifest["inventory"], "delegations" | "consents"> {
+function writePolicies(out: BundleParts, state: StateReader, rec: ImvuRecord): Pick<ExitManifest["inventory"], "delegations" | "consents"> {
   const delegations = state.list("delegation", `${rec.name}/`).map(([, d]) => d).filter((d) => d.imvu === rec.name);
   const consents = state.list("consent").map(([, c]) => c).filter((c) => c.imvu === rec.name);
   out.json(PATHS.envelope, { imvu: rec.name, class: rec.class, jurisdiction: rec.jurisdiction, envelope: rec.envelope });
@@ -273,7 +342,7 @@ function writePolicies(out: BundleFiles, state: StateReader, rec: ImvuRecord): P
 }
 
 /** The rows of the IMVU's domains, revenue accounts, usage reports and throttling episodes, as JSON. */
-function writeRecords(out: BundleFiles, state: StateReader, imvu: string): void {
+function writeRecords(out: BundleParts, state: StateReader, imvu: string): void {
   out.json(PATHS.domains, state.list("domain").map(([, d]) => d).filter((d) => d.imvu === imvu));
   out.json(PATHS.accounts, state.list("revenue-account", `${imvu}/`).map(([, a]) => a).filter((a) => a.imvu === imvu));
   out.json(PATHS.usage, state.list("usage", `${imvu}/`).map(([, u]) => u).filter((u) => u.imvu === imvu));
@@ -281,7 +350,7 @@ function writeRecords(out: BundleFiles, state: StateReader, imvu: string): void 
 }
 
 async function writeLedger(
-  out: BundleFiles,
+  out: BundleParts,
   src: ExportSource,
   req: ExportRequest,
   size: bigint,
@@ -315,7 +384,7 @@ async function writeLedger(
   return { indices: sorted.map(String), consistency: consistency.map((c) => ({ fromSize: c.fromSize, toSize: c.toSize })) };
 }
 
-async function writeSecrets(out: BundleFiles, home: string, req: ExportRequest): Promise<string[]> {
+async function writeSecrets(out: BundleParts, home: string, req: ExportRequest): Promise<string[]> {
   const secrets = new MailSecretStore(home).read(req.imvu);
   const e = new Encrypter();
   e.setPassphrase(req.passphrase);

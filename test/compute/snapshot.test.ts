@@ -7,7 +7,7 @@ import { after, test } from "node:test";
 import fc from "fast-check";
 import { isNexusError } from "../../src/core/errors.ts";
 import { createSnapshot, deleteSnapshot, extractSnapshot, listSnapshots, verifySnapshot } from "../../src/services/compute/snapshot.ts";
-import { entryHeader, parsePax, safeRelPath, tarChunks, writeTarSync, type TarEntry } from "../../src/services/compute/tar.ts";
+import { entryHeader, parsePax, readTarSync, safeRelPath, tarChunks, TarStreamReader, writeTarSync, type TarEntry } from "../../src/services/compute/tar.ts";
 
 const work = mkdtempSync(join(tmpdir(), "nexus-compute-snap-"));
 after(() => {
@@ -219,4 +219,89 @@ test("tarChunks streams byte for byte the archive writeTarSync writes (files of 
     }),
     { numRuns: 8 },
   );
+});
+
+/** What a reader saw: each entry and its data. */
+function readAll(feed: (onEntry: (e: TarEntry) => { data(c: Buffer): void; end(): void } | undefined) => void): { e: TarEntry; data: Buffer }[] {
+  const seen: { e: TarEntry; data: Buffer }[] = [];
+  feed((e) => {
+    const parts: Buffer[] = [];
+    const item = { e, data: Buffer.alloc(0) };
+    seen.push(item);
+    return { data: (c) => parts.push(Buffer.from(c)), end: () => void (item.data = Buffer.concat(parts)) };
+  });
+  return seen;
+}
+
+test("TarStreamReader, fed the archive in any chunks, sees what readTarSync sees (property)", () => {
+  const a = dir();
+  sampleTree(a);
+  const out = join(dir(), "x.tar");
+  writeTarSync(a, out, { durable: false });
+  const bytes = readFileSync(out);
+  const expected = readAll((onEntry) =>
+    readTarSync(out, (e, data) => {
+      const s = onEntry(e);
+      if (e.type === "file") data((c) => s?.data(c));
+      s?.end();
+    }),
+  );
+  assert.ok(expected.length >= 8);
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 1, max: 70_000 }), { minLength: 1, maxLength: 40 }), (cuts) => {
+      const got = readAll((onEntry) => {
+        const r = new TarStreamReader((e) => {
+          const s = onEntry(e);
+          // Entries without data get their end at once, as readTarSync's callers do.
+          if (e.type !== "file" || e.size === 0) s?.end();
+          return e.type === "file" && e.size > 0 ? s : undefined;
+        });
+        let off = 0;
+        for (let i = 0; off < bytes.length; i++) {
+          const n = cuts[i % cuts.length] ?? 1;
+          r.write(bytes.subarray(off, off + n));
+          off += n;
+        }
+        assert.equal(r.end(), expected.length);
+      });
+      assert.deepEqual(got.map((x) => x.e), expected.map((x) => x.e));
+      for (const [i, x] of got.entries()) assert.ok(x.data.equals(expected[i]?.data ?? Buffer.alloc(0)), x.e.path);
+    }),
+    { numRuns: 30 },
+  );
+});
+
+test("TarStreamReader refuses what readTarSync refuses, and an archive cut anywhere before its end marker", () => {
+  const a = dir();
+  sampleTree(a);
+  const out = join(dir(), "x.tar");
+  writeTarSync(a, out, { durable: false });
+  const bytes = readFileSync(out);
+  const feed = (b: Buffer): number => {
+    const r = new TarStreamReader(() => undefined);
+    r.write(b);
+    return r.end();
+  };
+  const endAt = bytes.length - 1024;
+  for (const cut of [1, 511, 512, 513, 4096, endAt - 1]) {
+    assert.throws(() => feed(bytes.subarray(0, cut)), (e) => isNexusError(e, "COMPUTE_SNAPSHOT_CORRUPT"), `cut at ${cut}`);
+  }
+  assert.ok(feed(bytes.subarray(0, endAt + 512)) > 0, "the first zero block ends the archive");
+  const flipped = Buffer.from(bytes);
+  flipped[100] = (flipped[100] ?? 0) ^ 0xff;
+  assert.throws(() => feed(flipped), (e) => isNexusError(e, "COMPUTE_SNAPSHOT_CORRUPT"), "a header checksum");
+  assert.throws(() => feed(handArchive([{ e: { ...base, path: "../escape", type: "file", size: 1 }, data: Buffer.from("x") }])), (e) => isNexusError(e, "COMPUTE_SNAPSHOT_UNSAFE"));
+  assert.throws(() => feed(Buffer.alloc(1024, 0x41)), (e) => isNexusError(e, "COMPUTE_SNAPSHOT_CORRUPT"));
+});
+
+test("readTarSync seeks over data it is not asked for, and still finds an archive whose data was cut", () => {
+  const a = dir();
+  writeFileSync(join(a, "big"), Buffer.alloc(5 * 1024 * 1024, 7));
+  writeFileSync(join(a, "small"), "x");
+  const out = join(dir(), "x.tar");
+  writeTarSync(a, out, { durable: false });
+  assert.deepEqual(readAll((onEntry) => readTarSync(out, (e) => void onEntry(e))).map((x) => x.e.path), ["big", "small"]);
+  const cut = join(dir(), "cut.tar");
+  writeFileSync(cut, readFileSync(out).subarray(0, 512 + 3 * 1024 * 1024));
+  assert.throws(() => readTarSync(cut, () => {}), (e) => isNexusError(e, "COMPUTE_SNAPSHOT_CORRUPT"));
 });

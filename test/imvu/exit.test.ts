@@ -8,8 +8,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
+import { createServer, request as httpRequest } from "node:http";
+import type { AddressInfo } from "node:net";
 import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createHash, randomBytes } from "node:crypto";
 import { fromBase64, parseDsse, toBase64 } from "../../src/core/crypto/index.ts";
 import { createIdentity, loadIdentity } from "../../src/core/identity/index.ts";
 import { signRequest } from "../../src/core/crypto/httpsig.ts";
@@ -52,7 +55,8 @@ describe("imvu exit and verify-export", () => {
     password = /^password: (\S+)$/m.exec(await must(["mail", "add", "--imvu", "stage", ADDRESS], creator))?.[1] ?? "";
     assert.equal(password.length, 24);
     deliver(inst.home, "stage", ADDRESS, [1, 2, 3].map((n) => message(n, ADDRESS)));
-    fillVolume(inst.home, "stage", { "index.html": "<h1>stage</h1>\n", "db/notes.txt": "volume data\n" });
+    // 40 MiB of noise: more than the CLI keeps in flight, so its write-behind path must hold back.
+    fillVolume(inst.home, "stage", { "index.html": "<h1>stage</h1>\n", "db/notes.txt": "volume data\n", "blob/noise.bin": randomBytes(40 << 20) });
     for (const [id, amount] of [["evt_1", "1001"], ["evt_2", "250"]] as const) {
       const r = await inst.stack.platform.submitAsService("revenue-source", {
         type: "revenue.record",
@@ -98,6 +102,13 @@ describe("imvu exit and verify-export", () => {
     assert.ok(m.inventory.volume, "the volume is exported");
     assert.ok(m.inventory.consistency.length >= 1, "a consistency proof from the checkpoint the CLI saw");
     assert.ok(m.inventory.ledgerEntries.includes(m.exitRequestedIndex));
+    // The CLI verified digests of the stream as it arrived; hash what landed on disk independently.
+    for (const f of m.files) {
+      const bytes = readFileSync(join(out, f.path));
+      assert.equal(bytes.length, f.bytes, `${f.path}: size on disk`);
+      assert.equal(createHash("sha256").update(bytes).digest("hex"), f.sha256, `${f.path}: content on disk`);
+    }
+    assert.ok((m.files.find((f) => f.path === PATHS.volume)?.bytes ?? 0) > 40 << 20, "the volume archive carries the noise");
     for (const [kind, part] of Object.entries(RESOURCE_PARTS)) {
       assert.ok(m.files.some((f) => (part.endsWith("/") ? f.path.startsWith(part) : f.path === part)), `${kind}: ${part} is in the bundle`);
     }
@@ -225,6 +236,41 @@ describe("imvu exit and verify-export", () => {
     const r = await cli(["imvu", "exit", "--imvu", "stage", "--out", join(tempDir("nexus-steal-"), "b"), "--passphrase-file", passFile], mallory);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /GATE_DENIED|NOT_FOUND/);
+  });
+
+  test("a download cut short is refused, countersigns nothing and leaves --out empty for the retry", async () => {
+    // A proxy that passes everything through but cuts the bundle's answer after its first 4 KiB.
+    const target = new URL(inst.stack.apiUrl);
+    const proxy = createServer((req, res) => {
+      const up = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        if (!req.url?.endsWith("/exit/bundle")) return void ur.pipe(res);
+        let sent = 0;
+        ur.on("data", (c: Buffer) => {
+          if (sent >= 4096) return;
+          const part = c.subarray(0, 4096 - sent);
+          sent += c.length;
+          // Headers and the first bytes reach the CLI; then the connection drops.
+          res.write(part, () => sent >= 4096 && setTimeout(() => res.socket?.destroy(), 50));
+        });
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    try {
+      const via = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const cut = join(tempDir("nexus-out-cut-"), "bundle");
+      const r = await cli(["imvu", "exit", "--imvu", "stage", "--out", cut, "--passphrase-file", passFile], { ...creator, NEXUS_API: via });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /CLIENT_BAD_RESPONSE|EXIT_BUNDLE_INVALID/);
+      assert.match(r.stderr, /cut short|truncated/);
+      assert.deepEqual(readdirSync(cut), [], "nothing half-unpacked remains");
+      const again = await cli(["imvu", "exit", "--imvu", "stage", "--out", cut, "--passphrase-file", passFile], creator);
+      assert.equal(again.code, 0, again.stdout + again.stderr);
+      assert.deepEqual(verifyBundle(cut, { verifierKey: inst.stack.platform.verifierKey }).problems, []);
+    } finally {
+      proxy.close();
+    }
   });
 
   test("the bundle route answers the owner only: another identity gets the same 404 as for no IMVU; unsigned 401", async () => {

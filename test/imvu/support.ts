@@ -111,11 +111,11 @@ export function deliver(home: string, imvu: string, address: string, messages: r
 }
 
 /** Puts files into an IMVU's volume directory (dir mode), as its workloads would have written them. */
-export function fillVolume(home: string, imvu: string, files: Readonly<Record<string, string>>): void {
+export function fillVolume(home: string, imvu: string, files: Readonly<Record<string, string | Uint8Array>>): void {
   const root = join(home, "compute", installationFabric(home), "volumes", slug(imvu), "data");
-  for (const [rel, text] of Object.entries(files)) {
+  for (const [rel, content] of Object.entries(files)) {
     mkdirSync(join(root, rel, ".."), { recursive: true });
-    writeFileSync(join(root, rel), text);
+    writeFileSync(join(root, rel), content);
   }
   chmodSync(root, 0o755);
 }

@@ -4,8 +4,8 @@
  * Owner only, authenticated like every read (RFC 9421 signature or bearer token); anyone else,
  * delegates included, gets 404 exactly as for a name that does not exist (gate 16). The IMVU must
  * have a recorded exit request (the owner's CLI submits one first; it is always accepted, so a
- * suspension cannot block the download). The bundle is written to a staging directory of the
- * data directory, archived as a deterministic tar, streamed, and removed.
+ * suspension cannot block the download). The bundle is streamed as a tar as it is read: no staging
+ * copy; every file is hashed on the way out and the platform-signed manifest comes last.
  *   POST /v1/imvus/:name/import/maildir?address=A  (application/x-tar)  → {messages}
  * The import side (`nexus imvu import`): the owner uploads a mailbox's Maildir from an exit bundle
  * into a mailbox its signed `mail.mailbox.add` already created here; only message files under
@@ -19,12 +19,12 @@ import { z } from "zod";
 import { commonErrors } from "../../core/common-errors.ts";
 import type { ImvuRecord, StateReader } from "../../core/pipeline/state.ts";
 import { ImvuName } from "../../core/policy/schemas.ts";
-import { readTarSync, safeRelPath, tarChunks } from "../../services/compute/tar.ts";
+import { readTarSync, safeRelPath } from "../../services/compute/tar.ts";
 import { Readable } from "node:stream";
 import { maildirPath, maildirRoot } from "../../services/mail/directory.ts";
 import { mailboxKey } from "../../core/pipeline/mail-state.ts";
 import { exitErrors } from "../../imvu/errors.ts";
-import { writeBundle, type ExportSource } from "../../imvu/bundle-writer.ts";
+import { bundleTarChunks, planBundle, type ExportSource } from "../../imvu/bundle-writer.ts";
 import type { ApiModule } from "../app.ts";
 import { callerOf, type TokenAuthority } from "../auth.ts";
 import { apiErrors } from "../errors.ts";
@@ -134,21 +134,20 @@ export function exitRoutes(opts: ExitRoutesOptions): ApiModule {
         const { name, rec } = owned(req);
         const body = parseInput(bundleBody, req.body, "body");
         if (!rec.exit) throw exitErrors.make("EXIT_NOT_REQUESTED", name);
-        const staging = join(opts.platform.home, "exports", `${name}-${randomBytes(8).toString("hex")}`);
-        const dir = join(staging, "bundle");
-        mkdirSync(dir, { recursive: true, mode: 0o700 });
         try {
-          await writeBundle(
-            opts.platform,
-            { imvu: name, passphrase: body.passphrase, ownerKel: body.ownerKel, seenSizes: (body.seen ?? []).map(BigInt), ...(opts.scryptLog2N === undefined ? {} : { scryptLog2N: opts.scryptLog2N }), ...(opts.fabric === undefined ? {} : { fabric: opts.fabric }) },
-            dir,
-          );
-          // Streamed straight from the staging tree (no archive copy on disk), removed once sent.
-          const stream = Readable.from(tarChunks(dir), { objectMode: false });
-          stream.on("close", () => rmSync(staging, { recursive: true, force: true }));
+          const plan = await planBundle(opts.platform, {
+            imvu: name,
+            passphrase: body.passphrase,
+            ownerKel: body.ownerKel,
+            seenSizes: (body.seen ?? []).map(BigInt),
+            ...(opts.scryptLog2N === undefined ? {} : { scryptLog2N: opts.scryptLog2N }),
+            ...(opts.fabric === undefined ? {} : { fabric: opts.fabric }),
+          });
+          // Streamed as it is read: each file read once and hashed on the way, the signed manifest last.
+          // A failure half-way cuts the answer short, and the CLI refuses an archive without its end.
+          const stream = Readable.from(bundleTarChunks(plan), { objectMode: false });
           return reply.type("application/x-tar").header("content-disposition", `attachment; filename="${name}-exit.tar"`).send(stream);
         } catch (e) {
-          rmSync(staging, { recursive: true, force: true });
           if (e instanceof Error && /key event log does not match|IDENTITY_/.test(`${e.message} ${(e as { code?: string }).code ?? ""}`)) {
             throw commonErrors.make("INPUT_INVALID", `body.ownerKel: ${e.message}`, { field: "body.ownerKel" });
           }

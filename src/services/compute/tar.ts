@@ -220,40 +220,57 @@ export function writeTarSync(root: string, outPath: string, opts: { maxBytes?: n
   return { sha256: sink.hash.digest("hex"), sizeBytes: sink.size, entries: entries.length };
 }
 
+/** Bytes of the archive of `entries` (as collectEntries lists them): known before it is written. */
+export function tarSize(entries: readonly TarEntry[]): number {
+  let n = BLOCK * 2;
+  for (const e of entries) {
+    n += entryHeader(e).length;
+    if (e.type === "file") n += e.size + ((BLOCK - (e.size % BLOCK)) % BLOCK);
+  }
+  return n;
+}
+
+/** The data of the file `path`, exactly `size` bytes, in chunks of up to 1 MiB (a file that shrank is an error). */
+export function* fileChunks(path: string, size: number): Generator<Buffer> {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    let left = size;
+    while (left > 0) {
+      const buf = Buffer.allocUnsafe(Math.min(IO_CHUNK_BYTES, left));
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) throw computeErrors.make("COMPUTE_VOLUME_FAILED", `${path} shrank while it was archived; retry`);
+      left -= n;
+      yield n === buf.length ? buf : buf.subarray(0, n);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * The same archive as writeTarSync, as a sequence of chunks: for streaming an archive without a
- * staging copy. The tree must not change while it is read (a file that shrinks is an error).
+ * staging copy. `entries` (default: collectEntries now) fixes the sizes; a file that shrinks
+ * afterwards is an error, one that grows is cut at its listed size.
  */
-export function* tarChunks(root: string, opts: { exclude?: (rel: string) => boolean } = {}): Generator<Buffer> {
-  for (const e of collectEntries(root, opts.exclude ? { exclude: opts.exclude } : {})) {
+export function* tarChunks(root: string, opts: { exclude?: (rel: string) => boolean; entries?: readonly TarEntry[] } = {}): Generator<Buffer> {
+  for (const e of opts.entries ?? collectEntries(root, opts.exclude ? { exclude: opts.exclude } : {})) {
     yield entryHeader(e);
     if (e.type !== "file" || e.size === 0) continue;
-    const path = join(root, e.path);
-    const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-    try {
-      let left = e.size;
-      while (left > 0) {
-        const buf = Buffer.allocUnsafe(Math.min(IO_CHUNK_BYTES, left));
-        const n = readSync(fd, buf, 0, buf.length, null);
-        if (n === 0) throw computeErrors.make("COMPUTE_VOLUME_FAILED", `${path} shrank while it was archived; retry`);
-        left -= n;
-        yield n === buf.length ? buf : buf.subarray(0, n);
-      }
-    } finally {
-      closeSync(fd);
-    }
+    yield* fileChunks(join(root, e.path), e.size);
     const pad = (BLOCK - (e.size % BLOCK)) % BLOCK;
     if (pad > 0) yield Buffer.alloc(pad);
   }
   yield Buffer.alloc(BLOCK * 2);
 }
 
-/** Sequential reader of a file through one buffer. */
+/** Sequential reader of a file through one buffer; skips seek instead of reading. */
 class BlockReader {
   readonly #fd: number;
   readonly #buf = Buffer.allocUnsafe(IO_CHUNK_BYTES);
   #start = 0;
   #end = 0;
+  /** File offset of the byte after the buffer's end. */
+  #pos = 0;
   #eof = false;
 
   constructor(fd: number) {
@@ -266,9 +283,10 @@ class BlockReader {
       this.#end -= this.#start;
       this.#start = 0;
     }
-    const n = readSync(this.#fd, this.#buf, this.#end, this.#buf.length - this.#end, null);
+    const n = readSync(this.#fd, this.#buf, this.#end, this.#buf.length - this.#end, this.#pos);
     if (n === 0) this.#eof = true;
     this.#end += n;
+    this.#pos += n;
   }
 
   /** Up to `n` bytes (n <= 1 MiB), fewer only at end of file; valid until the next call. */
@@ -280,14 +298,15 @@ class BlockReader {
     return out;
   }
 
-  /** Skips `n` bytes. */
+  /** Skips `n` bytes without reading what lies beyond the buffer (a short file shows at the next read). */
   skip(n: number): void {
-    let left = n;
-    while (left > 0) {
-      const got = this.read(Math.min(left, IO_CHUNK_BYTES)).length;
-      if (got === 0) throw corrupt("truncated archive");
-      left -= got;
+    const buffered = this.#end - this.#start;
+    if (n <= buffered) {
+      this.#start += n;
+      return;
     }
+    this.#pos += n - buffered;
+    this.#start = this.#end = 0;
   }
 }
 
@@ -336,7 +355,49 @@ export function safeRelPath(raw: string): string {
   return p;
 }
 
-/** Reads an archive entry by entry; `onEntry` gets each header and a reader of its data. Synchronous. */
+/** What one 512-byte header block says. */
+type Header =
+  | { readonly kind: "end" }
+  | { readonly kind: "pax"; readonly size: number; readonly global: boolean }
+  | { readonly kind: "entry"; readonly entry: TarEntry; readonly size: number };
+
+/** Decodes one header block, with the pax records of the 'x' header before it; checks checksum, size, type and path. */
+function decodeHeader(h: Buffer, pax: Map<string, string>, count: number): Header {
+  if (h.every((b) => b === 0)) return { kind: "end" };
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (h[i] ?? 0);
+  if (sum !== readOctal(h, 148, 8)) throw corrupt(`header checksum at entry ${count}`);
+  const flag = String.fromCharCode(h[156] ?? 0);
+  const size = pax.has("size") ? Number(pax.get("size")) : readOctal(h, 124, 12);
+  if (!Number.isSafeInteger(size) || size < 0) throw corrupt("size");
+  if (flag === "x" || flag === "g") {
+    if (size > PAX_BYTES_MAX) throw corrupt("pax header too large");
+    return { kind: "pax", size, global: flag === "g" };
+  }
+  if (count + 1 > TAR_ENTRIES_MAX) throw computeErrors.make("COMPUTE_SNAPSHOT_TOO_LARGE", `more than ${TAR_ENTRIES_MAX} entries`);
+  const prefix = readString(h, 345, 155);
+  const rawName = pax.get("path") ?? (prefix === "" ? readString(h, 0, 100) : `${prefix}/${readString(h, 0, 100)}`);
+  const type = flag === "5" ? "dir" : flag === "2" ? "symlink" : flag === "0" || flag === "\0" ? "file" : undefined;
+  if (type === undefined) throw corrupt(`entry type '${flag}' is not allowed`);
+  const entry: TarEntry = {
+    path: safeRelPath(rawName),
+    type,
+    mode: readOctal(h, 100, 8) & 0o7777,
+    uid: pax.has("uid") ? Number(pax.get("uid")) : readOctal(h, 108, 8),
+    gid: pax.has("gid") ? Number(pax.get("gid")) : readOctal(h, 116, 8),
+    mtimeSec: pax.has("mtime") ? Math.floor(Number(pax.get("mtime"))) : readOctal(h, 136, 12),
+    size: type === "file" ? size : 0,
+    linkTarget: pax.get("linkpath") ?? readString(h, 157, 100),
+  };
+  return { kind: "entry", entry, size };
+}
+
+const padOf = (size: number): number => (BLOCK - (size % BLOCK)) % BLOCK;
+
+/**
+ * Reads an archive entry by entry; `onEntry` gets each header and a reader of its data (data not
+ * read is skipped by seeking, so walking the headers of a large archive reads little). Synchronous.
+ */
 export function readTarSync(path: string, onEntry: (e: TarEntry, data: (sink: (chunk: Buffer) => void) => void) => void): number {
   const fd = openSync(path, "r");
   const r = new BlockReader(fd);
@@ -346,40 +407,20 @@ export function readTarSync(path: string, onEntry: (e: TarEntry, data: (sink: (c
     for (;;) {
       const h = Buffer.from(r.read(BLOCK));
       if (h.length < BLOCK) throw corrupt("truncated archive (no end marker)");
-      if (h.every((b) => b === 0)) return count;
-      let sum = 0;
-      for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (h[i] ?? 0);
-      if (sum !== readOctal(h, 148, 8)) throw corrupt(`header checksum at entry ${count}`);
-      const flag = String.fromCharCode(h[156] ?? 0);
-      const size = pax.has("size") ? Number(pax.get("size")) : readOctal(h, 124, 12);
-      if (!Number.isSafeInteger(size) || size < 0) throw corrupt("size");
-      const padded = size + ((BLOCK - (size % BLOCK)) % BLOCK);
-      if (flag === "x" || flag === "g") {
-        if (size > PAX_BYTES_MAX) throw corrupt("pax header too large");
-        const body = Buffer.from(r.read(size));
-        if (body.length < size) throw corrupt("truncated pax header");
-        r.skip(padded - size);
-        if (flag === "x") pax = parsePax(body);
+      const d = decodeHeader(h, pax, count);
+      if (d.kind === "end") return count;
+      if (d.kind === "pax") {
+        const body = Buffer.from(r.read(d.size));
+        if (body.length < d.size) throw corrupt("truncated pax header");
+        r.skip(padOf(d.size));
+        if (!d.global) pax = parsePax(body);
         continue;
       }
-      if (++count > TAR_ENTRIES_MAX) throw computeErrors.make("COMPUTE_SNAPSHOT_TOO_LARGE", `more than ${TAR_ENTRIES_MAX} entries`);
-      const prefix = readString(h, 345, 155);
-      const rawName = pax.get("path") ?? (prefix === "" ? readString(h, 0, 100) : `${prefix}/${readString(h, 0, 100)}`);
-      const type = flag === "5" ? "dir" : flag === "2" ? "symlink" : flag === "0" || flag === "\0" ? "file" : undefined;
-      if (type === undefined) throw corrupt(`entry type '${flag}' is not allowed`);
-      const entry: TarEntry = {
-        path: safeRelPath(rawName),
-        type,
-        mode: readOctal(h, 100, 8) & 0o7777,
-        uid: pax.has("uid") ? Number(pax.get("uid")) : readOctal(h, 108, 8),
-        gid: pax.has("gid") ? Number(pax.get("gid")) : readOctal(h, 116, 8),
-        mtimeSec: pax.has("mtime") ? Math.floor(Number(pax.get("mtime"))) : readOctal(h, 136, 12),
-        size: type === "file" ? size : 0,
-        linkTarget: pax.get("linkpath") ?? readString(h, 157, 100),
-      };
+      count++;
       pax = new Map();
+      const size = d.size;
       let consumed = false;
-      onEntry(entry, (sink) => {
+      onEntry(d.entry, (sink) => {
         consumed = true;
         let left = size;
         while (left > 0) {
@@ -388,11 +429,125 @@ export function readTarSync(path: string, onEntry: (e: TarEntry, data: (sink: (c
           sink(chunk);
           left -= chunk.length;
         }
-        r.skip(padded - size);
+        r.skip(padOf(size));
       });
-      if (!consumed) r.skip(padded);
+      if (!consumed) r.skip(size + padOf(size));
     }
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Receives one entry's data from TarStreamReader. */
+export interface TarEntrySink {
+  data(chunk: Buffer): void;
+  end(): void;
+}
+
+/**
+ * The push form of readTarSync, for an archive that arrives in chunks (a download): the same checks,
+ * entry by entry as the bytes come. `onEntry` returns where the entry's data goes (undefined: dropped).
+ * `end()` says the input is over; it throws unless the archive's end marker was seen.
+ */
+export class TarStreamReader {
+  readonly #onEntry: (e: TarEntry) => TarEntrySink | undefined;
+  /** Bytes of a header or pax body being gathered. */
+  #head: Buffer = Buffer.alloc(0);
+  #state: "header" | "pax" | "data" | "pad" | "done" = "header";
+  #left = BLOCK;
+  #paxSize = 0;
+  #paxGlobal = false;
+  #pax = new Map<string, string>();
+  #sink: TarEntrySink | undefined;
+  #count = 0;
+
+  constructor(onEntry: (e: TarEntry) => TarEntrySink | undefined) {
+    this.#onEntry = onEntry;
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  #gather(chunk: Buffer, off: number): number {
+    const n = Math.min(this.#left, chunk.length - off);
+    this.#head = this.#head.length === 0 && n === this.#left ? chunk.subarray(off, off + n) : Buffer.concat([this.#head, chunk.subarray(off, off + n)]);
+    this.#left -= n;
+    return n;
+  }
+
+  write(chunk: Buffer): void {
+    let off = 0;
+    while (off < chunk.length) {
+      switch (this.#state) {
+        case "done":
+          return; // bytes after the end marker (tar pads archives to records) are ignored
+        case "header": {
+          off += this.#gather(chunk, off);
+          if (this.#left > 0) break;
+          const d = decodeHeader(Buffer.from(this.#head), this.#pax, this.#count);
+          this.#head = Buffer.alloc(0);
+          if (d.kind === "end") {
+            this.#state = "done";
+          } else if (d.kind === "pax") {
+            this.#state = "pax";
+            this.#paxSize = d.size;
+            this.#paxGlobal = d.global;
+            this.#left = d.size + padOf(d.size);
+          } else {
+            this.#count++;
+            this.#pax = new Map();
+            this.#sink = this.#onEntry(d.entry);
+            this.#paxSize = d.size;
+            this.#left = d.size;
+            this.#state = "data";
+            this.#afterData();
+          }
+          break;
+        }
+        case "pax": {
+          off += this.#gather(chunk, off);
+          if (this.#left > 0) break;
+          if (!this.#paxGlobal) this.#pax = parsePax(Buffer.from(this.#head.subarray(0, this.#paxSize)));
+          this.#head = Buffer.alloc(0);
+          this.#state = "header";
+          this.#left = BLOCK;
+          break;
+        }
+        case "data": {
+          const n = Math.min(this.#left, chunk.length - off);
+          this.#sink?.data(chunk.subarray(off, off + n));
+          off += n;
+          this.#left -= n;
+          this.#afterData();
+          break;
+        }
+        case "pad": {
+          const n = Math.min(this.#left, chunk.length - off);
+          off += n;
+          this.#left -= n;
+          if (this.#left === 0) {
+            this.#state = "header";
+            this.#left = BLOCK;
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  #afterData(): void {
+    if (this.#state !== "data" || this.#left > 0) return;
+    this.#sink?.end();
+    this.#sink = undefined;
+    this.#left = padOf(this.#paxSize);
+    this.#state = this.#left > 0 ? "pad" : "header";
+    if (this.#left === 0) this.#left = BLOCK;
+  }
+
+  /** The input is over: throws unless the end marker came. */
+  end(): number {
+    if (this.#state !== "done") throw corrupt(this.#state === "data" ? "truncated file data" : "truncated archive (no end marker)");
+    return this.#count;
   }
 }
