@@ -4,7 +4,7 @@
  * names, reported as such). `verifyBundle` reads as a list of checks; each problem names the file
  * or the entry it is about, and every check runs, so one report lists everything missing or altered.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { canonicalize, fromBase64, fromHex, parseDsse, parseJsonStrict, verifyDsse, type DsseEnvelope } from "../core/crypto/index.ts";
 import { buildZone } from "../core/dns/zone.ts";
@@ -109,11 +109,16 @@ function checkFiles(ctx: Ctx, known: KnownDigests | undefined): void {
   for (const f of ctx.m.files) {
     listed.add(f.path);
     const p = join(ctx.dir, f.path);
-    if (!existsSync(p)) {
+    const st = lstatSync(p, { throwIfNoEntry: false });
+    if (st === undefined) {
       ctx.problems.push(`${f.path}: missing`);
       continue;
     }
-    const bytes = statSync(p).size;
+    if (!st.isFile()) {
+      ctx.problems.push(`${f.path}: not a regular file`);
+      continue;
+    }
+    const bytes = st.size;
     const k = known?.get(f.path);
     const sha = k !== undefined && k.bytes === bytes ? k.sha256 : hashFile(p);
     if (sha !== f.sha256 || bytes !== f.bytes) ctx.problems.push(`${f.path}: altered (sha256 ${sha}, manifest says ${f.sha256})`);

@@ -19,7 +19,7 @@ import { computeEnvelope, workloadSpecOf } from "../services/compute/projection.
 import { manifestList, renderManifests } from "../services/compute/k8s.ts";
 import { installationFabric, slug } from "../services/compute/names.ts";
 import { sourceTarPath } from "../services/compute/sources.ts";
-import { collectEntries, entryHeader, fileChunks, tarChunks, tarSize } from "../services/compute/tar.ts";
+import { BufferRing, collectEntries, entryHeader, fileChunks, tarChunks, tarSize } from "../services/compute/tar.ts";
 import { exportZone } from "../services/dns/zonefile.ts";
 import { maildirPath, maildirRoot, MailSecretStore } from "../services/mail/directory.ts";
 import {
@@ -61,7 +61,8 @@ export interface ExportRequest {
 export interface BundlePart {
   readonly path: string;
   readonly bytes: number;
-  chunks(): Iterable<Buffer>;
+  /** The part's bytes; large data comes in the `ring`'s buffers when one is given (valid as BufferRing says). */
+  chunks(ring?: BufferRing): Iterable<Buffer>;
 }
 
 /** A bundle ready to be written or streamed: its parts, then the manifest signed over their digests. */
@@ -93,13 +94,13 @@ class BundleParts {
   /** A file of the data directory, as it is when the part is read (its size is fixed now). */
   copy(src: string, rel: string): void {
     const size = statSync(src).size;
-    this.parts.push({ path: rel, bytes: size, chunks: () => fileChunks(src, size) });
+    this.parts.push({ path: rel, bytes: size, chunks: (ring) => fileChunks(src, size, ring) });
   }
 
   /** The deterministic tar of a directory (tar.ts), its entries listed now; returns their count. */
   tree(root: string, rel: string, exclude: (p: string) => boolean): number {
     const entries = collectEntries(root, { exclude });
-    this.parts.push({ path: rel, bytes: tarSize(entries), chunks: () => tarChunks(root, { entries }) });
+    this.parts.push({ path: rel, bytes: tarSize(entries), chunks: (ring) => tarChunks(root, { entries, ...(ring ? { ring } : {}) }) });
     return entries.length;
   }
 }
@@ -121,10 +122,10 @@ export function hashFile(path: string): string {
 }
 
 /** Passes a part's chunks on, hashing them; `done` gets its file entry (and checks its size held). */
-function* hashed(part: BundlePart, done: (f: FileEntry) => void): Generator<Buffer> {
+function* hashed(part: BundlePart, done: (f: FileEntry) => void, ring?: BufferRing): Generator<Buffer> {
   const h = createHash("sha256");
   let n = 0;
-  for (const c of part.chunks()) {
+  for (const c of part.chunks(ring)) {
     h.update(c);
     n += c.length;
     yield c;
@@ -138,12 +139,13 @@ export async function writeBundle(src: ExportSource, req: ExportRequest, dir: st
   const plan = await planBundle(src, req);
   for (const d of plan.dirs) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
   const files: FileEntry[] = [];
+  const ring = new BufferRing(1); // each chunk is written before the next is read
   for (const part of plan.parts) {
     const p = join(dir, part.path);
     mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
     const fd = openSync(p, "wx", 0o600);
     try {
-      for (const c of hashed(part, (f) => files.push(f))) for (let off = 0; off < c.length; ) off += writeSync(fd, c, off);
+      for (const c of hashed(part, (f) => files.push(f), ring)) for (let off = 0; off < c.length; ) off += writeSync(fd, c, off);
     } finally {
       closeSync(fd);
     }
@@ -156,9 +158,9 @@ export async function writeBundle(src: ExportSource, req: ExportRequest, dir: st
 /**
  * The bundle as one tar stream (the exit route's answer): every part read once, hashed on the way
  * out, and the signed manifest last, since it carries their digests. Directories 0700, files 0600,
- * owner 0:0, mtime the bundle's creation.
+ * owner 0:0, mtime the bundle's creation. File data comes in the `ring`'s buffers when one is given.
  */
-export function* bundleTarChunks(plan: BundlePlan): Generator<Buffer> {
+export function* bundleTarChunks(plan: BundlePlan, ring?: BufferRing): Generator<Buffer> {
   const mtimeSec = Math.floor(plan.createdAt.getTime() / 1000);
   const meta = { uid: 0, gid: 0, mtimeSec, linkTarget: "" };
   for (const d of plan.dirs) yield entryHeader({ ...meta, path: d, type: "dir", mode: 0o700, size: 0 });
@@ -167,7 +169,7 @@ export function* bundleTarChunks(plan: BundlePlan): Generator<Buffer> {
   const pad = (size: number): Buffer => Buffer.alloc((512 - (size % 512)) % 512);
   for (const part of plan.parts) {
     yield fileHeader(part.path, part.bytes);
-    yield* hashed(part, (f) => files.push(f));
+    yield* hashed(part, (f) => files.push(f), ring);
     if (part.bytes % 512 !== 0) yield pad(part.bytes);
   }
   const manifest = Buffer.from(plan.sign(files).envelopeJson);
@@ -397,10 +399,9 @@ async function writeSecrets(out: BundleParts, home: string, req: ExportRequest):
 /** Every file under `dir` (relative POSIX paths), for the verifier's "not in the manifest" check. */
 export function listFiles(dir: string, prefix = ""): string[] {
   const out: string[] = [];
-  for (const name of readdirSync(join(dir, prefix)).sort()) {
-    const rel = prefix === "" ? name : `${prefix}/${name}`;
-    const st = statSync(join(dir, rel));
-    if (st.isDirectory()) out.push(...listFiles(dir, rel));
+  for (const d of readdirSync(join(dir, prefix), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const rel = prefix === "" ? d.name : `${prefix}/${d.name}`;
+    if (d.isDirectory()) out.push(...listFiles(dir, rel));
     else out.push(rel);
   }
   return out;

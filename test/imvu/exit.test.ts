@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
-import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { fromBase64, parseDsse, toBase64 } from "../../src/core/crypto/index.ts";
@@ -163,6 +163,17 @@ describe("imvu exit and verify-export", () => {
     const cases: { name: string; mutate: (dir: string) => void; want: RegExp }[] = [
       { name: "delete a mail", mutate: (d) => rmSync(mailFile(d)), want: /Maildir\/new\/.*: missing/ },
       { name: "alter a byte of a mail", mutate: (d) => flip(mailFile(d), (b) => b.length - 5), want: /Maildir\/new\/.*: altered/ },
+      {
+        name: "swap a mail for a symlink to an identical copy outside the bundle",
+        mutate: (d) => {
+          const copy = join(tempDir("nexus-outside-"), "mail");
+          cpSync(mailFile(d), copy);
+          const target = mailFile(d);
+          rmSync(target);
+          symlinkSync(copy, target);
+        },
+        want: /Maildir\/new\/.*: not a regular file/,
+      },
       { name: "alter a zone", mutate: (d) => writeFileSync(join(d, zonePath("stage.nexus.test.")), readFileSync(join(d, zonePath("stage.nexus.test.")), "utf8").replace("192.0.2.10", "203.0.113.66")), want: /dns\/stage\.nexus\.test\.zone: altered/ },
       {
         name: "alter a ledger entry",
@@ -290,6 +301,37 @@ describe("imvu exit and verify-export", () => {
     assert.deepEqual(await post("stage", true), { status: 404, code: "NOT_FOUND" });
     assert.deepEqual(await post("nosuch", true), { status: 404, code: "NOT_FOUND" });
     assert.deepEqual(await post("stage", false), { status: 401, code: "API_UNAUTHENTICATED" });
+  });
+
+  test("a client that walks away mid-bundle costs the server nothing: no open file left, the next download whole", async () => {
+    const owner = loadIdentity(creator.NEXUS_KEYRING ?? "");
+    const url = `${inst.stack.apiUrl}/v1/imvus/stage/exit/bundle`;
+    const openFds = (): number => readdirSync("/proc/self/fd").length;
+    const walkAway = (): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const headers: Record<string, string> = { "content-type": "application/json" };
+        const sig = signRequest({ method: "POST", url, headers }, { components: ["@method", "@target-uri"], params: { created: Math.floor(Date.now() / 1000), keyid: owner.id, alg: "ed25519" }, privateKey: owner.current.privateKey });
+        const req = httpRequest(url, { method: "POST", headers: { ...headers, "signature-input": sig.signatureInput, signature: sig.signature } }, (res) => {
+          let got = 0;
+          res.on("data", (c: Buffer) => {
+            got += c.length;
+            if (got > 1 << 20) {
+              res.destroy();
+              resolve(res.statusCode ?? 0);
+            }
+          });
+        });
+        req.on("error", reject);
+        req.end(JSON.stringify({ passphrase: PASSPHRASE, ownerKel: owner.kel }));
+      });
+    const before = openFds();
+    for (let i = 0; i < 3; i++) assert.equal(await walkAway(), 200);
+    // The server notices the closed socket at its next write: wait for its files to be closed.
+    for (let i = 0; i < 100 && openFds() > before + 2; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(openFds() <= before + 2, `open files: ${before} before, ${openFds()} after three abandoned downloads`);
+    const whole = join(tempDir("nexus-out-after-"), "bundle");
+    const r = await cli(["imvu", "exit", "--imvu", "stage", "--out", whole, "--passphrase-file", passFile], creator);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
   });
 
   test("import on another installation: same dig answers, same mail over IMAP with the same password, the origin's checkpoint recorded", async () => {

@@ -19,8 +19,8 @@ import { z } from "zod";
 import { commonErrors } from "../../core/common-errors.ts";
 import type { ImvuRecord, StateReader } from "../../core/pipeline/state.ts";
 import { ImvuName } from "../../core/policy/schemas.ts";
-import { readTarSync, safeRelPath } from "../../services/compute/tar.ts";
-import { Readable } from "node:stream";
+import type { ServerResponse } from "node:http";
+import { BufferRing, readTarSync, safeRelPath } from "../../services/compute/tar.ts";
 import { maildirPath, maildirRoot } from "../../services/mail/directory.ts";
 import { mailboxKey } from "../../core/pipeline/mail-state.ts";
 import { exitErrors } from "../../imvu/errors.ts";
@@ -145,8 +145,13 @@ export function exitRoutes(opts: ExitRoutesOptions): ApiModule {
           });
           // Streamed as it is read: each file read once and hashed on the way, the signed manifest last.
           // A failure half-way cuts the answer short, and the CLI refuses an archive without its end.
-          const stream = Readable.from(bundleTarChunks(plan), { objectMode: false });
-          return reply.type("application/x-tar").header("content-disposition", `attachment; filename="${name}-exit.tar"`).send(stream);
+          reply.hijack();
+          reply.raw.writeHead(200, { "content-type": "application/x-tar", "content-disposition": `attachment; filename="${name}-exit.tar"` });
+          void pump(bundleTarChunks(plan, new BufferRing(STREAM_BUFFERS)), reply.raw).catch((e: unknown) => {
+            req.log.error({ err: e, imvu: name }, "exit bundle stream cut short");
+            reply.raw.destroy();
+          });
+          return reply;
         } catch (e) {
           if (e instanceof Error && /key event log does not match|IDENTITY_/.test(`${e.message} ${(e as { code?: string }).code ?? ""}`)) {
             throw commonErrors.make("INPUT_INVALID", `body.ownerKel: ${e.message}`, { field: "body.ownerKel" });
@@ -156,6 +161,45 @@ export function exitRoutes(opts: ExitRoutesOptions): ApiModule {
       });
     },
   };
+}
+
+/** Read buffers of one bundle stream: each chunk is handed to the socket before its buffer comes round again. */
+const STREAM_BUFFERS = 4;
+
+/**
+ * Writes `chunks` to `res` and ends it. At most STREAM_BUFFERS - 1 writes are unfinished at a
+ * time, so a BufferRing of STREAM_BUFFERS buffers is never refilled under a pending write (and a
+ * slow reader holds back reading).
+ */
+async function pump(chunks: Iterable<Buffer>, res: ServerResponse): Promise<void> {
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  let unfinished = 0;
+  const fail = (e: Error): void => {
+    failure ??= e;
+    wake?.();
+  };
+  const written = (e?: Error | null): void => {
+    unfinished--;
+    if (e) fail(e);
+    else wake?.();
+  };
+  const gone = (): void => fail(new Error("the client went away"));
+  res.on("close", gone);
+  const wait = (): Promise<void> => new Promise<void>((r) => (wake = r));
+  try {
+    for (const c of chunks) {
+      unfinished++;
+      res.write(c, written);
+      while (unfinished >= STREAM_BUFFERS - 1 && failure === undefined) await wait();
+      if (failure !== undefined) throw failure;
+    }
+    res.end(() => wake?.());
+    while (!res.writableFinished && failure === undefined) await wait();
+    if (failure !== undefined && !res.writableFinished) throw failure;
+  } finally {
+    res.off("close", gone);
+  }
 }
 
 /** Unpacks an uploaded Maildir archive into the mailbox's Maildir; returns the messages stored. */

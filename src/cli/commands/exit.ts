@@ -13,7 +13,6 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { open as openFile, type FileHandle } from "node:fs/promises";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { dirname, join, resolve } from "node:path";
@@ -36,6 +35,7 @@ import { apiBase, apiGetPublic, clientErrors, localIdentity, observeCheckpoint, 
 import { action, emit } from "../output.ts";
 import { apiFlags, clientOpts, ensureRegistered, printReceipt, type ApiFlags } from "./imvu.ts";
 import { putTar } from "./compute.ts";
+import { UnpackedFile, WriteBehind } from "../unpack-writer.ts";
 
 /** Time limit of the bundle download. */
 export const EXIT_DOWNLOAD_TIMEOUT_MS = 30 * 60_000;
@@ -93,128 +93,6 @@ async function signedPost(f: ApiFlags, path: string, contentType: string, body: 
     return await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(EXIT_DOWNLOAD_TIMEOUT_MS) });
   } catch (e) {
     throw clientErrors.make("CLIENT_API_UNREACHABLE", `${url}: ${e instanceof Error ? e.message : String(e)}`);
-  }
-}
-
-/**
- * Bytes of a file gathered before one write. Large files are written through libuv's thread pool
- * (on the other core, while this one reads, parses and hashes) in pieces this large: in 64 KiB
- * pieces a pooled write cost here several times the kernel time of a synchronous one (1 GiB: 2 s
- * against 0.4 s), in 1 MiB pieces the same. Smaller files are written at once, synchronously
- * (creating files in one directory from several pool threads contends in the kernel).
- */
-const UNPACK_WRITE_BYTES = 1 << 20;
-/** Bytes written behind the download at most before reading from the socket waits. */
-const UNPACK_BYTES_IN_FLIGHT_MAX = 32 * 1024 * 1024;
-
-/** Writes all of `bufs` at the handle's current offset. */
-async function writeAll(fh: FileHandle, bufs: Buffer[], total: number): Promise<void> {
-  const { bytesWritten } = await fh.writev(bufs);
-  if (bytesWritten === total) return;
-  const rest = Buffer.concat(bufs).subarray(bytesWritten);
-  for (let off = 0; off < rest.length; ) off += (await fh.write(rest, off)).bytesWritten;
-}
-
-/** The writes of the download's large files under way: bounded, and the first failure kept. */
-class WriteBehind {
-  #bytes = 0;
-  #failure: unknown;
-  #wake: (() => void) | undefined;
-  readonly #pending = new Set<Promise<unknown>>();
-
-  /** Tracks `p`, which holds `bytes` of the download until it settles. */
-  track<T>(p: Promise<T>, bytes: number): Promise<T | undefined> {
-    this.#bytes += bytes;
-    const settled = p.then(
-      (v) => v,
-      (e: unknown) => {
-        this.#failure ??= e;
-        return undefined;
-      },
-    );
-    this.#pending.add(settled);
-    void settled.finally(() => {
-      this.#pending.delete(settled);
-      this.#bytes -= bytes;
-      if (this.#wake !== undefined && this.#bytes <= UNPACK_BYTES_IN_FLIGHT_MAX) {
-        const w = this.#wake;
-        this.#wake = undefined;
-        w();
-      }
-    });
-    return settled;
-  }
-
-  /** Resolves once the writes in flight are under the bound; throws the first failure. */
-  async room(): Promise<void> {
-    while (this.#bytes > UNPACK_BYTES_IN_FLIGHT_MAX && this.#failure === undefined) await new Promise<void>((r) => (this.#wake = r));
-    if (this.#failure !== undefined) throw this.#failure;
-  }
-
-  /** Waits for every write; throws the first failure. */
-  async drain(): Promise<void> {
-    while (this.#pending.size > 0) await Promise.all([...this.#pending]);
-    if (this.#failure !== undefined) throw this.#failure;
-  }
-}
-
-/** One file of the download: its pieces gathered into few, large writes; never overwrites. */
-class UnpackedFile {
-  readonly #path: string;
-  readonly #behind: WriteBehind;
-  /** The open handle once the file outgrew one piece: each write chained on the one before. */
-  #chain: Promise<FileHandle | undefined> | undefined;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-
-  constructor(path: string, behind: WriteBehind) {
-    this.#path = path;
-    this.#behind = behind;
-  }
-
-  write(chunk: Buffer): void {
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    if (this.#pendingBytes >= UNPACK_WRITE_BYTES) this.#flush();
-  }
-
-  #flush(): void {
-    const bufs = this.#pending;
-    const total = this.#pendingBytes;
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    const before = this.#chain ?? this.#behind.track(openFile(this.#path, "wx", 0o600), 0);
-    this.#chain = this.#behind.track(
-      before.then(async (fh) => {
-        if (fh === undefined) return undefined; // an earlier step failed: the failure is kept
-        try {
-          await writeAll(fh, bufs, total);
-        } catch (e) {
-          await fh.close();
-          throw e;
-        }
-        return fh;
-      }),
-      total,
-    );
-  }
-
-  close(): void {
-    if (this.#chain === undefined) {
-      // A small file (most Maildir messages): one open, write and close.
-      writeFileSync(this.#path, this.#pending.length === 1 ? (this.#pending[0] as Buffer) : Buffer.concat(this.#pending), { flag: "wx", mode: 0o600 });
-      this.#pending = [];
-      return;
-    }
-    if (this.#pendingBytes > 0) this.#flush();
-    this.abort();
-  }
-
-  /** Closes the file once its writes are done (also after a failure part-way). */
-  abort(): void {
-    if (this.#chain !== undefined) void this.#behind.track(this.#chain.then((fh) => fh?.close()), 0);
-    this.#chain = undefined;
-    this.#pending = [];
   }
 }
 

@@ -230,13 +230,41 @@ export function tarSize(entries: readonly TarEntry[]): number {
   return n;
 }
 
-/** The data of the file `path`, exactly `size` bytes, in chunks of up to 1 MiB (a file that shrank is an error). */
-export function* fileChunks(path: string, size: number): Generator<Buffer> {
+/**
+ * A few read buffers taken in turn, so streaming a large file allocates nothing per chunk (fresh
+ * 1 MiB buffers cost page faults and external-memory garbage collections per GiB). A chunk taken
+ * from the ring is valid until `count` more chunks are taken: the consumer hands each chunk on
+ * (a socket write, a hash) before it takes that many more.
+ */
+export class BufferRing {
+  readonly count: number;
+  readonly #bufs: Buffer[];
+  #next = 0;
+
+  constructor(count: number, bytes = IO_CHUNK_BYTES) {
+    this.count = count;
+    this.#bufs = Array.from({ length: count }, () => Buffer.allocUnsafe(bytes));
+  }
+
+  /** The next buffer, cut to at most `n` bytes. */
+  take(n: number): Buffer {
+    const b = this.#bufs[this.#next] as Buffer;
+    this.#next = (this.#next + 1) % this.count;
+    return n < b.length ? b.subarray(0, n) : b;
+  }
+}
+
+/**
+ * The data of the file `path`, exactly `size` bytes, in chunks of up to 1 MiB (a file that shrank
+ * is an error): fresh buffers, or the `ring`'s (valid as BufferRing says).
+ */
+export function* fileChunks(path: string, size: number, ring?: BufferRing): Generator<Buffer> {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     let left = size;
     while (left > 0) {
-      const buf = Buffer.allocUnsafe(Math.min(IO_CHUNK_BYTES, left));
+      const want = Math.min(IO_CHUNK_BYTES, left);
+      const buf = ring ? ring.take(want) : Buffer.allocUnsafe(want);
       const n = readSync(fd, buf, 0, buf.length, null);
       if (n === 0) throw computeErrors.make("COMPUTE_VOLUME_FAILED", `${path} shrank while it was archived; retry`);
       left -= n;
@@ -250,13 +278,14 @@ export function* fileChunks(path: string, size: number): Generator<Buffer> {
 /**
  * The same archive as writeTarSync, as a sequence of chunks: for streaming an archive without a
  * staging copy. `entries` (default: collectEntries now) fixes the sizes; a file that shrinks
- * afterwards is an error, one that grows is cut at its listed size.
+ * afterwards is an error, one that grows is cut at its listed size. File data comes in the
+ * `ring`'s buffers when one is given.
  */
-export function* tarChunks(root: string, opts: { exclude?: (rel: string) => boolean; entries?: readonly TarEntry[] } = {}): Generator<Buffer> {
+export function* tarChunks(root: string, opts: { exclude?: (rel: string) => boolean; entries?: readonly TarEntry[]; ring?: BufferRing } = {}): Generator<Buffer> {
   for (const e of opts.entries ?? collectEntries(root, opts.exclude ? { exclude: opts.exclude } : {})) {
     yield entryHeader(e);
     if (e.type !== "file" || e.size === 0) continue;
-    yield* fileChunks(join(root, e.path), e.size);
+    yield* fileChunks(join(root, e.path), e.size, opts.ring);
     const pad = (BLOCK - (e.size % BLOCK)) % BLOCK;
     if (pad > 0) yield Buffer.alloc(pad);
   }
