@@ -187,6 +187,14 @@ describe("imvu create in one command, exit, and import elsewhere", () => {
     // New mail reaches the imported mailbox on the new installation.
     await swaks(b.smtpPort, ADDRESS, "after the move");
     assert.deepEqual(await subjects(b.imapPort, ADDRESS, password, 2), ["after the move", "first letter"]);
+    // The same import run again (as after a failure part-way) finds every step done and changes nothing.
+    const again = await cli(["imvu", "import", out, "--verifier-key", a.stack.platform.verifierKey, "--passphrase-file", passFile], { ...creator, NEXUS_API: b.stack.apiUrl });
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    for (const step of ["imvu stage and the record of its import", "the volume", "workload welcome", "route stage.nexus.test/"]) {
+      assert.ok(again.stdout.includes(`${step}: done by an earlier run`), `${step}: ${again.stdout}`);
+    }
+    assert.equal(readFileSync(vol, "utf8"), "kept across platforms\n", "the volume is not restored over the running workload");
+    assert.deepEqual(await subjects(b.imapPort, ADDRESS, password, 2), ["after the move", "first letter"], "no message twice, the new one kept");
   });
 
   test("the volume route takes uploads only for an imported IMVU without workloads, from its owner", async () => {

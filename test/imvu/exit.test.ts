@@ -10,7 +10,8 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
-import { cpSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { maildirPath, maildirRoot } from "../../src/services/mail/directory.ts";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { fromBase64, parseDsse, toBase64 } from "../../src/core/crypto/index.ts";
@@ -379,6 +380,54 @@ print(json.dumps([fetch(os.environ["A"]), fetch(os.environ["B"])]))
       assert.deepEqual(imported, origin, "the same three messages, byte for byte, over IMAP");
       const feed = second.stack.platform.state.list("feed", "stage/").map(([, f]) => f.type);
       assert.ok(feed.includes("imvu.import"), "the new ledger records the import");
+
+      // An import that fails part-way (here: the Maildir upload) completes when run again.
+      const target = new URL(second.stack.apiUrl);
+      const proxy = createServer((req, res) => {
+        if (req.url?.includes("/import/maildir")) {
+          req.resume();
+          res.writeHead(503, { "content-type": "application/json" }).end('{"error":{"code":"UNAVAILABLE","message":"test proxy"}}');
+          return;
+        }
+        const up = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          ur.pipe(res);
+        });
+        req.pipe(up);
+      });
+      await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+      try {
+        const via = { ...env, NEXUS_API: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` };
+        const broken = await cli(["imvu", "import", out, "--name", "again", "--verifier-key", inst.stack.platform.verifierKey, "--passphrase-file", passFile], via);
+        assert.notEqual(broken.code, 0, broken.stdout + broken.stderr);
+        assert.match(broken.stderr, /Maildir of .*HTTP 503/);
+      } finally {
+        proxy.close();
+      }
+      assert.ok(second.stack.platform.state.get("imvu", "again")?.importedFrom, "the first run got as far as the import record");
+      for (const run of [1, 2]) {
+        if (run === 2) {
+          // A reader took a message from new/ to cur/ with its flags in between: still the same message.
+          const md = maildirPath(maildirRoot(second.home), "again", ADDRESS.replace("@stage.", "@again."));
+          const first = readdirSync(join(md, "new")).sort()[0] ?? "";
+          renameSync(join(md, "new", first), join(md, "cur", `${first}:2,S`));
+        }
+        const again = await cli(["imvu", "import", out, "--name", "again", "--verifier-key", inst.stack.platform.verifierKey, "--passphrase-file", passFile], env);
+        assert.equal(again.code, 0, `run ${run}: ${again.stdout}${again.stderr}`);
+        assert.match(again.stdout, /imvu again and the record of its import: done by an earlier run/);
+        assert.match(again.stdout, /mailbox \S+: done by an earlier run/);
+        assert.match(again.stdout, /imported stage as again: \d+ RRsets, \S+ \(3 messages\)/, "every message there, stored by this run or the one before");
+      }
+      const agained = maildirPath(maildirRoot(second.home), "again", ADDRESS.replace("@stage.", "@again."));
+      assert.equal(readdirSync(join(agained, "new")).length + readdirSync(join(agained, "cur")).length, 3, "no message stored twice");
+      assert.equal(await dig(second.dnsPort, "www.again.nexus.test", "A"), "192.0.2.10");
+      assert.equal(second.stack.platform.state.list("imvu").filter(([, r]) => r.importedFrom?.originImvu === "stage").length, 2, "one IMVU per import name, none made twice");
+      // An IMVU of one's own that no import made is never taken over.
+      assert.equal((await cli(["imvu", "create", "--name", "mine", "--bare"], env)).code, 0);
+      const takeover = await cli(["imvu", "import", out, "--name", "mine", "--verifier-key", inst.stack.platform.verifierKey, "--passphrase-file", passFile], env);
+      assert.equal(takeover.code, 2, takeover.stdout + takeover.stderr);
+      assert.match(takeover.stderr, /INPUT_INVALID.*already have an IMVU mine that was not imported/);
+      assert.equal(second.stack.platform.state.get("imvu", "mine")?.importedFrom, undefined);
     } finally {
       await second.stack.stop();
     }

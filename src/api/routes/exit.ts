@@ -12,8 +12,8 @@
  * cur/ and new/ (of the top level and of Maildir++ folders) are taken, and none is overwritten.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { commonErrors } from "../../core/common-errors.ts";
@@ -84,7 +84,7 @@ export const exitDocs: OpenApiPaths = {
       security: [{ httpSignature: [] }, { bearer: [] }],
       parameters: [parameter("name", "path", ImvuName, "the IMVU's name", true), parameter("address", "query", z.string(), "the mailbox", true)],
       responses: {
-        "200": jsonResponse("Messages stored", { type: "object", required: ["messages"], properties: { messages: { type: "integer" } } }),
+        "200": jsonResponse("Messages stored, and those already there (from an earlier run of the same import)", { type: "object", required: ["messages", "present"], properties: { messages: { type: "integer" }, present: { type: "integer" } } }),
         "400": jsonResponse("Bad archive or query (INPUT_INVALID)", errorRef),
         "401": jsonResponse("Unsigned or badly signed request (API_UNAUTHENTICATED)", errorRef),
         "404": jsonResponse("No such IMVU or mailbox among the caller's (NOT_FOUND)", errorRef),
@@ -127,7 +127,7 @@ export function exitRoutes(opts: ExitRoutesOptions): ApiModule {
           const m = state().get("mail-mailbox", mailboxKey(name, address.toLowerCase()));
           if (!m || m.deletingIndex !== undefined) throw commonErrors.make("NOT_FOUND", `no mailbox ${address} in ${name}`);
           if (!Buffer.isBuffer(req.body)) throw commonErrors.make("INPUT_INVALID", "body: send the Maildir as application/x-tar", { field: "body" });
-          return { messages: storeMaildir(opts.platform.home, name, m.address, req.body) };
+          return storeMaildir(opts.platform.home, name, m.address, req.body);
         });
       });
       app.post("/v1/imvus/:name/exit/bundle", async (req, reply) => {
@@ -148,7 +148,8 @@ export function exitRoutes(opts: ExitRoutesOptions): ApiModule {
           reply.hijack();
           reply.raw.writeHead(200, { "content-type": "application/x-tar", "content-disposition": `attachment; filename="${name}-exit.tar"` });
           void pump(bundleTarChunks(plan, new BufferRing(STREAM_BUFFERS)), reply.raw).catch((e: unknown) => {
-            req.log.error({ err: e, imvu: name }, "exit bundle stream cut short");
+            // Usually the client going away (ECANCELED, EPIPE); a read failure would be named here too.
+            req.log.warn({ imvu: name, reason: e instanceof Error ? e.message : String(e) }, "exit bundle stream ended before its end");
             reply.raw.destroy();
           });
           return reply;
@@ -162,6 +163,9 @@ export function exitRoutes(opts: ExitRoutesOptions): ApiModule {
     },
   };
 }
+
+/** The unique part of a Maildir message file's name (before its ":2,<flags>" info). */
+const uniqueOf = (name: string): string => name.split(":")[0] ?? name;
 
 /** Read buffers of one bundle stream: each chunk is handed to the socket before its buffer comes round again. */
 const STREAM_BUFFERS = 4;
@@ -202,13 +206,26 @@ async function pump(chunks: Iterable<Buffer>, res: ServerResponse): Promise<void
   }
 }
 
-/** Unpacks an uploaded Maildir archive into the mailbox's Maildir; returns the messages stored. */
-function storeMaildir(home: string, imvu: string, address: string, tar: Buffer): number {
+/** Unpacks an uploaded Maildir archive into the mailbox's Maildir; counts the messages stored and those already there. */
+function storeMaildir(home: string, imvu: string, address: string, tar: Buffer): { messages: number; present: number } {
   const root = maildirPath(maildirRoot(home), imvu, address);
   const tmp = join(home, "exports", `upload-${randomBytes(8).toString("hex")}.tar`);
   mkdirSync(join(home, "exports"), { recursive: true, mode: 0o700 });
   writeFileSync(tmp, tar, { mode: 0o600 });
   let messages = 0;
+  let present = 0;
+  // A message's identity in a Maildir is the unique part of its name, before ":2,<flags>": a
+  // reader moves it from new/ to cur/ and changes its flags, and it is still the same message.
+  const seen = new Map<string, Set<string>>();
+  const uniquesOf = (folder: string): Set<string> => {
+    let u = seen.get(folder);
+    if (u === undefined) {
+      u = new Set<string>();
+      for (const sub of ["cur", "new"]) for (const n of existsSync(join(folder, sub)) ? readdirSync(join(folder, sub)) : []) u.add(uniqueOf(n));
+      seen.set(folder, u);
+    }
+    return u;
+  };
   try {
     readTarSync(tmp, (e, data) => {
       if (e.type === "dir") return;
@@ -220,7 +237,10 @@ function storeMaildir(home: string, imvu: string, address: string, tar: Buffer):
       }
       if (e.type !== "file" || !MAILDIR_FILE_RE.test(rel)) throw commonErrors.make("INPUT_INVALID", `body: ${rel} is not a Maildir message file`, { field: "body" });
       const target = join(root, rel);
-      if (existsSync(target)) return data(() => {});
+      if (existsSync(target) || uniquesOf(dirname(dirname(target))).has(uniqueOf(basename(target)))) {
+        present++; // stored by an earlier run of the same import (and perhaps moved to cur/ by a reader since)
+        return data(() => {});
+      }
       for (const sub of ["cur", "new", "tmp"]) mkdirSync(join(target, "..", "..", sub), { recursive: true, mode: 0o700 });
       const fd = openSync(target, "wx", 0o600);
       try {
@@ -228,6 +248,7 @@ function storeMaildir(home: string, imvu: string, address: string, tar: Buffer):
       } finally {
         closeSync(fd);
       }
+      uniquesOf(dirname(dirname(target))).add(uniqueOf(basename(target)));
       messages++;
     });
   } catch (e) {
@@ -236,5 +257,5 @@ function storeMaildir(home: string, imvu: string, address: string, tar: Buffer):
   } finally {
     rmSync(tmp, { force: true });
   }
-  return messages;
+  return { messages, present };
 }

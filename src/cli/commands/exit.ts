@@ -31,7 +31,7 @@ import { writeTarSync } from "../../services/compute/tar.ts";
 import { type KnownDigests } from "../../imvu/bundle-verify.ts";
 import { countersign, EXIT_MANIFEST_BYTES_MAX, exitErrors, MANIFEST_FILE, PATHS, verifyBundle, verifySignaturesOnly, type BundleReport } from "../../imvu/index.ts";
 import { importPlan, readManifest } from "../../imvu/import-plan.ts";
-import { apiBase, apiGetPublic, clientErrors, localIdentity, observeCheckpoint, submitDraft, trustedVerifierKey } from "../client.ts";
+import { apiBase, apiGet, apiGetPublic, clientErrors, localIdentity, observeCheckpoint, submitDraft, trustedVerifierKey } from "../client.ts";
 import { action, emit } from "../output.ts";
 import { apiFlags, clientOpts, ensureRegistered, printReceipt, type ApiFlags } from "./imvu.ts";
 import { putTar } from "./compute.ts";
@@ -246,6 +246,11 @@ async function exitCmd(f: ExitFlags): Promise<void> {
   else if (!f.json) process.stdout.write(`countersigned by ${me.id}; the platform keeps serving ${f.imvu} until \`nexus imvu depart ${f.imvu}\` or the grace period ends\n`);
 }
 
+/** What an earlier run of the same import left (GET /v1/imvus/:name, the owner's view). */
+interface ExistingImvu {
+  readonly importedFrom?: { readonly manifest: string };
+}
+
 interface ImportFlags extends ApiFlags {
   readonly name?: string;
   readonly passphraseFile?: string;
@@ -277,13 +282,35 @@ async function importCmd(dirArg: string, f: ImportFlags): Promise<void> {
   await ensureRegistered(f);
   const platform = await apiGetPublic<{ baseDomain: string }>("/v1/platform", clientOpts(f));
   const plan = importPlan(dir, { name: f.name ?? manifest.imvu, baseDomain: platform.baseDomain, verifiers });
-  await submitOk(`imvu ${plan.imvu}`, plan.create, f);
-  await submitOk(`import of ${manifest.imvu} (origin tree size ${manifest.checkpoint.size})`, plan.record, f);
+  // Each step first reads whether an earlier run of the same import did it: running the command
+  // again after a failure part-way completes the import (docs/exit.md, "Import").
+  const opts = clientOpts(f);
+  const said = (what: string): void => void (f.json ? undefined : process.stdout.write(`${what}: done by an earlier run of this import\n`));
+  const existing = await apiGet<ExistingImvu>(`/v1/imvus/${plan.imvu}`, opts).catch((e: unknown) => {
+    if (isNexusError(e, "NOT_FOUND")) return undefined;
+    throw e;
+  });
+  const digest = String(plan.record.body.manifest);
+  if (existing?.importedFrom !== undefined && existing.importedFrom.manifest !== digest) {
+    throw commonErrors.make("INPUT_INVALID", `${plan.imvu} was imported here from another bundle (manifest ${existing.importedFrom.manifest}); import this one under another --name`, { field: "name" });
+  }
+  if (existing !== undefined && existing.importedFrom === undefined) {
+    // Not taken for a half-done import: an IMVU of one's own must not become an import's target.
+    throw commonErrors.make("INPUT_INVALID", `you already have an IMVU ${plan.imvu} that was not imported; import under another --name (or, if an import stopped between its two first commands, remove it with imvu exit and imvu depart)`, { field: "name" });
+  }
+  if (existing === undefined) {
+    await submitOk(`imvu ${plan.imvu}`, plan.create, f);
+    await submitOk(`import of ${manifest.imvu} (origin tree size ${manifest.checkpoint.size})`, plan.record, f);
+  } else said(`imvu ${plan.imvu} and the record of its import`);
+  // Setting an RRset is idempotent: set again, they are the bundle's whatever an earlier run did.
   for (const d of plan.rrsets) await submitOk(`${String(d.body.name)} ${String(d.body.type)}`, d, f);
+  const boxes = new Map((await apiGet<{ mailboxes: { address: string; verifierStored?: boolean }[] }>(`/v1/mail/mailboxes?imvu=${plan.imvu}`, opts)).mailboxes.map((b) => [b.address.toLowerCase(), b]));
   const imported: { address: string; messages: number }[] = [];
   for (const m of plan.mailboxes) {
-    await submitOk(`mailbox ${m.address}`, m.draft, f);
-    const v = await fetch(`${apiBase(clientOpts(f))}/v1/mail/verifiers`, {
+    const box = boxes.get(m.address.toLowerCase());
+    if (box === undefined) await submitOk(`mailbox ${m.address}`, m.draft, f);
+    else said(`mailbox ${m.address}`);
+    const v = await fetch(`${apiBase(opts)}/v1/mail/verifiers`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ imvu: plan.imvu, address: m.address, verifier: m.verifier }),
@@ -293,9 +320,9 @@ async function importCmd(dirArg: string, f: ImportFlags): Promise<void> {
     try {
       writeTarSync(join(dir, m.maildir), tar, { durable: false });
       const r = await signedPost(f, `/v1/imvus/${plan.imvu}/import/maildir?address=${encodeURIComponent(m.address)}`, "application/x-tar", readFileSync(tar));
-      const body = (await r.json()) as { messages?: number };
+      const body = (await r.json()) as { messages?: number; present?: number };
       if (r.status !== 200) throw clientErrors.make("CLIENT_BAD_RESPONSE", `Maildir of ${m.address}: HTTP ${r.status} ${JSON.stringify(body)}`);
-      imported.push({ address: m.address, messages: body.messages ?? 0 });
+      imported.push({ address: m.address, messages: (body.messages ?? 0) + (body.present ?? 0) });
     } finally {
       rmSync(tar, { force: true });
     }
@@ -308,28 +335,40 @@ async function importCmd(dirArg: string, f: ImportFlags): Promise<void> {
     if (plan.volume) skipped.push(`the volume: compute does not run on this installation${compute.degraded ? ` (${compute.degraded})` : ""}`);
     for (const w of plan.workloads) skipped.push(`workload ${w.name}: compute does not run on this installation`);
   } else {
-    if (plan.volume) {
+    const declared = new Map((await apiGet<{ workloads: { name: string; state: string }[] }>(`/v1/compute/imvus/${plan.imvu}/workloads`, opts)).workloads.map((w) => [w.name, w]));
+    // The volume is restored before any workload (the route refuses it after): once one exists, an earlier run restored it.
+    if (plan.volume && declared.size > 0) said("the volume");
+    else if (plan.volume) {
       const r = (await putTar(`/v1/compute/imvus/${plan.imvu}/volume/${plan.volume.sha256}`, join(dir, plan.volume.file), f)) as { entries?: number };
       volumeEntries = r.entries ?? 0;
       if (!f.json) process.stdout.write(`volume: ${volumeEntries} entries restored from ${plan.volume.file}\n`);
     }
     for (const w of plan.workloads) {
-      if (w.source) await putTar(`/v1/compute/imvus/${plan.imvu}/sources/${w.source.sha256}`, join(dir, w.source.file), f);
-      await submitOk(`workload ${w.name}`, w.deploy, f);
-      if (w.stop) await submitOk(`stop ${w.name} (stopped at the origin)`, w.stop, f);
+      const had = declared.get(w.name);
+      if (had === undefined) {
+        if (w.source) await putTar(`/v1/compute/imvus/${plan.imvu}/sources/${w.source.sha256}`, join(dir, w.source.file), f);
+        await submitOk(`workload ${w.name}`, w.deploy, f);
+      } else said(`workload ${w.name}`);
+      if (w.stop && had?.state !== "stopped") await submitOk(`stop ${w.name} (stopped at the origin)`, w.stop, f);
       workloads.push(w.name);
     }
   }
   let routes = 0;
+  const made = new Map((await apiGet<{ routes: { route: string; grants: string[] }[] }>(`/v1/imvus/${plan.imvu}/routes`, opts)).routes.map((r) => [r.route, r]));
   for (const r of plan.routes) {
     if (!workloads.includes(String((r.body.upstream as { workload: string }).workload))) {
       skipped.push(`route ${String(r.body.route)}: its workload is not re-created`);
       continue;
     }
-    await submitOk(`route ${String(r.body.host)}${String(r.body.pathPrefix)}`, r, f);
+    if (made.has(String(r.body.route))) said(`route ${String(r.body.host)}${String(r.body.pathPrefix)}`);
+    else await submitOk(`route ${String(r.body.host)}${String(r.body.pathPrefix)}`, r, f);
     routes++;
   }
   for (const g of plan.grants) {
+    if (made.get(String(g.body.route))?.grants.includes(String(g.body.identity)) === true) {
+      said(`grant on ${String(g.body.route)} to ${String(g.body.identity)}`);
+      continue;
+    }
     try {
       await submitOk(`grant on ${String(g.body.route)} to ${String(g.body.identity)}`, g, f);
     } catch (e) {
