@@ -17,6 +17,10 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { z } from "zod";
 import { freePort } from "../../src/cli/dev/system.ts";
+import { loadPlatformKey } from "../../src/cli/commands/ledger.ts";
+import { Ledger } from "../../src/core/ledger/ledger.ts";
+import { noteSignerFromEd25519 } from "../../src/core/ledger/note.ts";
+import { openStore } from "../../src/store/index.ts";
 import { BODY_SCHEMAS } from "../../src/core/policy/schemas.ts";
 import { DEFAULT_PORTS } from "../../src/platform/service.ts";
 import { startStack, type Stack } from "../../src/platform/stack.ts";
@@ -54,6 +58,44 @@ async function switchingProxy(target: () => string): Promise<{ url: string; clos
       server.close(() => r());
     }),
   };
+}
+
+/** The installation's data and keys copied as root would (a consistent copy of the database: VACUUM INTO). */
+function copyInstallation(site: Site, prefix: string): string {
+  const home = join(tempDir(prefix), "home");
+  mkdirSync(home, { recursive: true });
+  const db = database(site);
+  db.exec(`VACUUM INTO '${join(home, "nexus.db")}'`);
+  db.close();
+  copyFileSync(join(site.home, "platform.key"), join(home, "platform.key"));
+  cpSync(join(site.home, "keys"), join(home, "keys"), { recursive: true });
+  return home;
+}
+
+/** The API alone on a data directory, on a free port: what an admin serves from a copy. */
+async function apiOnly(home: string): Promise<Stack> {
+  return startStack({ home, config: { host: "127.0.0.1", ports: { ...DEFAULT_PORTS, api: await freePort() }, public: false }, modules: [], log: () => {} });
+}
+
+interface SeenCheckpoint {
+  readonly size: string;
+  readonly rootHash: string;
+}
+
+/** The latest checkpoint at `url`, verified with `vkey` by the CLI of `env`. */
+async function checkpointOf(env: Record<string, string>, url: string, vkey: string): Promise<SeenCheckpoint> {
+  return JSON.parse(await must(["ledger", "checkpoint", "--json", "--api", url, "--verifier-key", vkey], env)) as SeenCheckpoint;
+}
+
+/** `tlog verify-consistency` between two checkpoints, with the proof from the smaller given by the server of the larger. */
+async function consistencyCheck(a: { cp: SeenCheckpoint; url: string }, b: { cp: SeenCheckpoint; url: string }, env: Record<string, string>, vkey: string): Promise<{ code: number | null; valid: boolean; out: string }> {
+  const [small, big] = BigInt(a.cp.size) <= BigInt(b.cp.size) ? [a, b] : [b, a];
+  let proof: string[] = [];
+  if (small.cp.size !== big.cp.size) {
+    proof = (JSON.parse(await must(["ledger", "prove-consistency", "--from", small.cp.size, "--api", big.url, "--verifier-key", vkey, "--json"], env)) as { proof: string[] }).proof;
+  }
+  const check = await cli(["tlog", "verify-consistency", "--size1", small.cp.size, "--size2", big.cp.size, "--root1", small.cp.rootHash, "--root2", big.cp.rootHash, "--proof", proof.join(","), "--json"], {});
+  return { code: check.code, valid: (JSON.parse(check.stdout) as { valid: boolean }).valid, out: check.stdout + check.stderr };
 }
 
 describe("malicious admin", () => {
@@ -200,15 +242,9 @@ describe("malicious admin", () => {
     try {
       const carol = person(proxy.url, "carol");
       await must(["imvu", "create", "--name", "gamma", "--bare"], carol);
-      // The fork: a consistent copy of the database (VACUUM INTO) with the same platform keys.
-      const forkHome = join(tempDir("nexus-hostile-fork-"), "home");
-      mkdirSync(forkHome, { recursive: true });
-      const db = database(site);
-      db.exec(`VACUUM INTO '${join(forkHome, "nexus.db")}'`);
-      db.close();
-      copyFileSync(join(site.home, "platform.key"), join(forkHome, "platform.key"));
-      cpSync(join(site.home, "keys"), join(forkHome, "keys"), { recursive: true });
-      fork = await startStack({ home: forkHome, config: { host: "127.0.0.1", ports: { ...DEFAULT_PORTS, api: await freePort() }, public: false }, modules: [], log: () => {} });
+      // The fork: a consistent copy of the database with the same platform keys.
+      const forkHome = copyInstallation(site, "nexus-hostile-fork-");
+      fork = await apiOnly(forkHome);
       // The histories diverge: Carol's next command lands on the original, Dave's on the fork.
       const dave = person(fork.apiUrl, "dave");
       await must(["dns", "set", "--imvu", "gamma", "www", "A", "192.0.2.30"], carol);
@@ -219,21 +255,73 @@ describe("malicious admin", () => {
       assert.match(r.stderr, /CLIENT_INCONSISTENT/);
       // Gossip: each creator's latest checkpoint verifies with the same key, yet no consistency proof joins them.
       const vkey = site.stack.platform.verifierKey;
-      const cpOf = async (env: Record<string, string>, url: string) => JSON.parse(await must(["ledger", "checkpoint", "--json", "--api", url, "--verifier-key", vkey], env)) as { size: string; rootHash: string };
-      const mine = await cpOf(carol, site.api);
-      const theirs = await cpOf(dave, fork.apiUrl);
-      const [small, big, bigUrl] = BigInt(mine.size) <= BigInt(theirs.size) ? [mine, theirs, fork.apiUrl] : [theirs, mine, site.api];
-      let proof: string[] = [];
-      if (small.size !== big.size) {
-        const c = JSON.parse(await must(["ledger", "prove-consistency", "--from", small.size, "--api", bigUrl, "--verifier-key", vkey, "--json"], carol)) as { proof: string[] };
-        proof = c.proof;
-      }
-      const check = await cli(["tlog", "verify-consistency", "--size1", small.size, "--size2", big.size, "--root1", small.rootHash, "--root2", big.rootHash, "--proof", proof.join(","), "--json"], {});
-      assert.equal(check.code, 1, `the two signed checkpoints are not consistent: ${check.stdout}${check.stderr}`);
-      assert.equal((JSON.parse(check.stdout) as { valid: boolean }).valid, false);
+      const mine = await checkpointOf(carol, site.api, vkey);
+      const theirs = await checkpointOf(dave, fork.apiUrl, vkey);
+      const check = await consistencyCheck({ cp: mine, url: site.api }, { cp: theirs, url: fork.apiUrl }, carol, vkey);
+      assert.equal(check.code, 1, `the two signed checkpoints are not consistent: ${check.out}`);
+      assert.equal(check.valid, false);
     } finally {
       await proxy.close();
       await fork?.stop();
+    }
+  });
+
+  test("a rewritten history re-signed with the platform's own key: self-consistent to a newcomer, refused by the creator's CLI, and two signed checkpoints prove it", async () => {
+    // Root and the signing key: the admin rebuilds the whole log with one of Erin's entries rewritten and signs it anew.
+    let target = site.api;
+    const proxy = await switchingProxy(() => target);
+    let forged: Stack | undefined;
+    try {
+      const erin = person(proxy.url, "erin");
+      await must(["imvu", "create", "--name", "epsilon", "--bare"], erin);
+      await must(["dns", "set", "--imvu", "epsilon", "www", "A", "192.0.2.40"], erin);
+      const vkey = site.stack.platform.verifierKey;
+      const seen = await checkpointOf(erin, proxy.url, vkey);
+      const home = copyInstallation(site, "nexus-hostile-rewrite-");
+      const copy = new DatabaseSync(join(home, "nexus.db"));
+      const rows = copy.prepare("SELECT bytes FROM ledger_entries ORDER BY idx").all() as { bytes: Uint8Array }[];
+      copy.exec("DELETE FROM ledger_entries; DELETE FROM ledger_tiles; DELETE FROM ledger_checkpoints");
+      copy.close();
+      let rewritten = 0;
+      const store = await openStore({ dataDir: home });
+      const key = loadPlatformKey(home, false);
+      assert.ok(key, "the platform's signing key, as root on the machine has it");
+      const origin = site.stack.platform.ledger.origin;
+      const ledger = await Ledger.open(store, { origin, signer: noteSignerFromEd25519(origin, key.privateKey, key.publicKey), verifierKey: vkey });
+      // Erin's signed command cannot be changed without her key; the platform's verdict on it can:
+      // her record now reads as denied.
+      const isErinsRecord = (text: string): boolean => {
+        const payload = /"payload":"([A-Za-z0-9+/=]+)"/.exec(text)?.[1];
+        return payload !== undefined && Buffer.from(payload, "base64").toString("utf8").includes('"address":"192.0.2.40"');
+      };
+      for (const r of rows) {
+        const text = Buffer.from(r.bytes).toString("utf8");
+        const edited = isErinsRecord(text) ? text.replace('"outcome":"applied"', '"outcome":"denied"') : text;
+        if (edited !== text) rewritten++;
+        await ledger.append(Buffer.from(edited));
+      }
+      await ledger.close();
+      await store.close();
+      assert.equal(rewritten, 1, "Erin's record rewritten as denied");
+      forged = await apiOnly(home);
+      // A newcomer who never saw the original finds nothing wrong: the rewrite is a well-formed, signed log.
+      const newcomer = person(forged.apiUrl, "frank");
+      const fresh = await cli(["ledger", "verify", "--api", forged.apiUrl, "--verifier-key", vkey, "--json"], newcomer);
+      assert.equal(fresh.code, 0, `self-consistent: ${fresh.stdout}${fresh.stderr}`);
+      // Erin's CLI remembers the checkpoint it saw: the same URL now serving the rewrite is refused.
+      target = forged.apiUrl;
+      const r = await cli(["dns", "set", "--imvu", "epsilon", "www", "A", "192.0.2.41"], erin);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /CLIENT_INCONSISTENT/);
+      // The evidence anyone can check offline: two checkpoints signed with the platform's key that no consistency proof joins.
+      const now = await checkpointOf(newcomer, forged.apiUrl, vkey);
+      assert.ok(BigInt(now.size) >= BigInt(seen.size));
+      const check = await consistencyCheck({ cp: seen, url: site.api }, { cp: now, url: forged.apiUrl }, newcomer, vkey);
+      assert.equal(check.code, 1, `the two signed checkpoints are not consistent: ${check.out}`);
+      assert.equal(check.valid, false);
+    } finally {
+      await proxy.close();
+      await forged?.stop();
     }
   });
 
