@@ -64,6 +64,10 @@ async function start(name: string): Promise<{ stack: Stack; home: string }> {
   return { stack, home };
 }
 
+// Leftover containers and networks of other installations slow every podman call of the create
+// path (docs/performance.md, "IMVU lifecycle"): say so, since the figures then mean less.
+const leftovers = execFileSync("podman", ["ps", "-aq"], { encoding: "utf8" }).split("\n").filter(Boolean).length;
+if (leftovers > 0) console.log(`note: ${leftovers} containers of other installations exist; podman calls are slower with them (podman ps -a)`);
 const a = await start("a");
 const b = await start("b");
 try {

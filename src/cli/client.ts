@@ -9,7 +9,7 @@
  * State per platform lives beside the keyring: `<keyring>/../trust/<sha256(api)>.json` (the
  * last checkpoint seen) and `receipts.jsonl` (every receipt received).
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { z } from "zod";
@@ -87,11 +87,23 @@ function readTrust(api: string): Trust | undefined {
   return r.data;
 }
 
+/**
+ * Remembers `t` atomically. Several CLI processes of one user may run at once: each writes its own
+ * temporary file, and a checkpoint older than the one another process stored meanwhile does not
+ * replace it (both were checked consistent with what each had read; the next command checks the
+ * server against the larger).
+ */
 function writeTrust(t: Trust): void {
   const p = trustPath(t.api);
   mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
-  writeFileSync(`${p}.tmp`, `${JSON.stringify(t, null, 2)}\n`, { mode: 0o600 });
-  renameSync(`${p}.tmp`, p);
+  const now = readTrust(t.api);
+  if (now !== undefined && now.verifierKey === t.verifierKey) {
+    if (BigInt(now.size) > BigInt(t.size)) return;
+    if (now.size === t.size && now.root !== t.root) throw clientErrors.make("CLIENT_INCONSISTENT", `two different roots for tree size ${t.size} (one seen by another nexus process)`);
+  }
+  const tmp = `${p}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(t, null, 2)}\n`, { mode: 0o600 });
+  renameSync(tmp, p);
 }
 
 async function request(method: string, url: string, headers: Record<string, string>, body?: string): Promise<{ status: number; json: unknown; headers: Headers }> {
@@ -149,22 +161,30 @@ export async function observeCheckpoint(api: string, note: string): Promise<{ si
   if (last) {
     const lastSize = BigInt(last.size);
     const lastRoot = fromHex(last.root) ?? new Uint8Array();
-    if (cp.size < lastSize) throw clientErrors.make("CLIENT_INCONSISTENT", `tree size ${cp.size} after ${lastSize} was seen`);
     if (cp.size === lastSize && !bytesEqual(cp.root, lastRoot)) {
       throw clientErrors.make("CLIENT_INCONSISTENT", `two different roots for tree size ${cp.size}`);
     }
-    if (cp.size > lastSize && lastSize > 0n) {
-      const r = await request("GET", `${api}/v1/ledger/proofs/consistency?from=${lastSize}&to=${cp.size}`, { accept: "application/json" });
-      const body = z.object({ proof: z.array(z.string().max(64)).max(128) }).passthrough().safeParse(r.json);
-      if (r.status !== 200 || !body.success) throw clientErrors.make("CLIENT_INCONSISTENT", `no consistency proof from ${lastSize} to ${cp.size}`);
-      const proof = body.data.proof.map((s) => fromBase64(s) ?? new Uint8Array());
-      if (!verifyConsistency(lastSize, cp.size, lastRoot, cp.root, proof)) {
-        throw clientErrors.make("CLIENT_INCONSISTENT", `the proof from size ${lastSize} to ${cp.size} does not verify`);
-      }
+    if (cp.size > lastSize && lastSize > 0n) await proveConsistent(api, { size: lastSize, root: lastRoot }, cp);
+    if (cp.size < lastSize) {
+      // An older checkpoint (another nexus process of this user saw a newer one meanwhile) is fine
+      // only as a prefix of the remembered tree: a rolled-back history has no such proof.
+      if (cp.size > 0n) await proveConsistent(api, cp, { size: lastSize, root: lastRoot }, `tree size ${cp.size} after ${lastSize} was seen: `);
+      return { size: cp.size, root: cp.root };
     }
   }
   writeTrust({ api, verifierKey: vkey, size: cp.size.toString(), root: toHex(cp.root), seenAt: new Date().toISOString() });
   return { size: cp.size, root: cp.root };
+}
+
+/** Asks the API for the consistency proof from `older` to `newer` and verifies it here; CLIENT_INCONSISTENT otherwise. */
+async function proveConsistent(api: string, older: { size: bigint; root: Uint8Array }, newer: { size: bigint; root: Uint8Array }, context = ""): Promise<void> {
+  const r = await request("GET", `${api}/v1/ledger/proofs/consistency?from=${older.size}&to=${newer.size}`, { accept: "application/json" });
+  const body = z.object({ proof: z.array(z.string().max(64)).max(128) }).passthrough().safeParse(r.json);
+  if (r.status !== 200 || !body.success) throw clientErrors.make("CLIENT_INCONSISTENT", `${context}no consistency proof from ${older.size} to ${newer.size}`);
+  const proof = body.data.proof.map((s) => fromBase64(s) ?? new Uint8Array());
+  if (!verifyConsistency(older.size, newer.size, older.root, newer.root, proof)) {
+    throw clientErrors.make("CLIENT_INCONSISTENT", `${context}the proof from size ${older.size} to ${newer.size} does not verify`);
+  }
 }
 
 /** Verifies a receipt (checkpoint, consistency with what was seen, inclusion) and keeps it. */

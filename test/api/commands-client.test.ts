@@ -1,7 +1,7 @@
 /** The CLI's API client (src/cli/client.ts) against these routes: signed submits with receipt checks, signed reads. */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { apiGet, apiGetPublic, submitDraft } from "../../src/cli/client.ts";
@@ -10,6 +10,7 @@ import { createIdentity, type LocalIdentity } from "../../src/core/identity/inde
 import { startStack, type Stack } from "../../src/platform/stack.ts";
 import { DEFAULT_PORTS } from "../../src/platform/service.ts";
 import { envelope } from "../pipeline/support.ts";
+import { cli } from "../imvu/support.ts";
 
 let stack: Stack;
 let home: string;
@@ -41,4 +42,14 @@ test("register, create, list, show and feed through the CLI client; a denial is 
   const feed = await apiGet<{ feed: { type: string }[] }>("/v1/imvus/clisite/feed");
   assert.deepEqual(feed.feed.map((f) => f.type), ["imvu.create"]);
   await assert.rejects(apiGet("/v1/imvus/someone-else"), (e: unknown) => isNexusError(e, "NOT_FOUND"));
+});
+
+test("several CLI processes of one user at once share the trust file: none fails on it, and it keeps the largest checkpoint seen", async () => {
+  const env = { NEXUS_API: stack.apiUrl, NEXUS_KEYRING: process.env.NEXUS_KEYRING ?? "", NEXUS_TRUST_DIR: process.env.NEXUS_TRUST_DIR ?? "" };
+  const runs = await Promise.all(Array.from({ length: 8 }, (_, i) => cli(["dns", "set", "--imvu", "clisite", `w${i}`, "A", `192.0.2.${i + 1}`], env)));
+  for (const r of runs) assert.equal(r.code, 0, r.stdout + r.stderr);
+  const files = readdirSync(env.NEXUS_TRUST_DIR);
+  assert.deepEqual(files.filter((f) => f.endsWith(".tmp")), [], "no temporary file left");
+  const trust = JSON.parse(readFileSync(join(env.NEXUS_TRUST_DIR, files.find((f) => f.endsWith(".json")) ?? ""), "utf8")) as { size: string };
+  assert.equal(BigInt(trust.size), stack.platform.ledger.size, "the latest tree size, not an older one written last");
 });
