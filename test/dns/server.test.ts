@@ -45,14 +45,16 @@ function tcpAsk(port: number, msg: Buffer): Promise<Buffer> {
   });
 }
 
-describe("authoritative server answered by dig", () => {
+// Every case runs on both UDP transports: the batched addon (recvmmsg/sendmmsg) and node:dgram.
+for (const udp of ["batch", "dgram"] as const) describe(`authoritative server answered by dig (UDP: ${udp})`, () => {
   const store = new ZoneStore();
   let server: DnsServer;
   let port = 0;
   before(async () => {
     store.put(exampleZone());
-    server = await startDnsServer({ port: 0, zones: store });
+    server = await startDnsServer({ port: 0, zones: store, udp });
     port = server.port;
+    assert.equal(server.udpTransport, udp);
   });
   after(async () => {
     await server.close();
@@ -237,10 +239,10 @@ function q0(): Buffer {
 }
 
 describe("worker threads share the UDP port", () => {
-  it("answers from every thread and sums their counters", async () => {
+  for (const udp of ["batch", "dgram"] as const) it(`answers from every thread and sums their counters (UDP: ${udp})`, async () => {
     const store = new ZoneStore();
     store.put(exampleZone());
-    const server = await startDnsServer({ port: 0, zones: store, workers: 2 });
+    const server = await startDnsServer({ port: 0, zones: store, workers: 2, udp });
     try {
       // Distinct source ports spread over the SO_REUSEPORT sockets.
       for (let i = 0; i < 20; i++) {

@@ -67,9 +67,21 @@ test("fast path = slow path, byte for byte (random zones, case, EDNS sizes, DO, 
         if (want.kind !== "reply") return;
         for (let round = 0; round < 2; round++) {
           total++;
+          // UDP: the in-place variant (batched transport) from a query at an offset, into a slot of a larger buffer.
+          const src = Buffer.alloc(msg.length + 40, 0xee);
+          msg.copy(src, 29);
+          const dst = Buffer.alloc(4096, 0xab);
+          const into = q.tcp ? -1 : cache.answerInto(src, 29, msg.length, dst, 101, 2048);
           let got = cache.answer(msg, q.tcp);
-          if (got !== undefined) fastServed++;
-          else {
+          if (got !== undefined) {
+            fastServed++;
+            if (!q.tcp) {
+              assert.equal(into, got.length, "answerInto finds what answer finds");
+              assert.equal(dst.subarray(101, 101 + into).toString("hex"), got.toString("hex"));
+              assert.ok(dst.subarray(0, 101).every((b) => b === 0xab) && dst.subarray(101 + into).every((b) => b === 0xab), "nothing written outside the slot");
+            }
+          } else {
+            assert.equal(into, -1, "answerInto misses where answer misses");
             const h = warmResponder.handle(msg, transport);
             assert.equal(h.kind, "reply");
             if (h.kind !== "reply") return;

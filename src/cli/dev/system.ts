@@ -35,6 +35,9 @@ export const TEST_PACKAGES: readonly string[] = [
   "curl",
   // console: the tests drive the built web console in Debian's Chromium (playwright-core, headless).
   "chromium",
+  // dns: the batched UDP addon (src/services/dns/native/udp_batch.c) is built with the C compiler.
+  "gcc",
+  "libc6-dev",
   // imvu exit: Debian's age (the Go reference implementation) decrypts the bundle's secrets in the tests.
   "age",
 ];

@@ -7,7 +7,8 @@
  * per IMVU as `usage.report` (one per IMVU and interval, idempotent by interval start).
  *
  * Operator configuration (docs/dns.md, "Service module"): `$NEXUS_DNS_CONFIG` or `<home>/dns.json`
- * with optional `tsig` keys, `notify` targets (secondaries), `upstreams` and `workers`;
+ * with optional `tsig` keys, `notify` targets (secondaries), `upstreams`, `workers` and `udp`
+ * ("auto", "batch" or "dgram": the UDP transport);
  * `$NEXUS_DNS_UPSTREAMS` ("host[:port],…") overrides the upstreams; without either, the resolver
  * forwards to the name servers of /etc/resolv.conf.
  */
@@ -24,6 +25,7 @@ import { meterDelta, sumMeters, type MeterSnapshot, type ZoneCounters } from "..
 import { affectedOrigins, syncZones, touchesZones, type SyncReport } from "../../services/dns/projection.ts";
 import { startResolver, type Resolver, type Upstream } from "../../services/dns/resolver.ts";
 import { startDnsServer, type DnsServer, type DnsServerEvent } from "../../services/dns/server.ts";
+import { udpBatchStatus } from "../../services/dns/native/udp-batch.ts";
 import { ZoneStore } from "../../services/dns/store.ts";
 import type { Platform } from "../platform.ts";
 import type { RunningService, ServiceContext, ServiceModule } from "../service.ts";
@@ -53,6 +55,7 @@ export const DnsConfigSchema = z
     notify: z.array(HostPort.extend({ key: z.string().max(255).optional() }).strict()).max(64).optional(),
     upstreams: z.array(HostPort).max(8).optional(),
     workers: z.number().int().min(0).max(16).optional(),
+    udp: z.enum(["auto", "batch", "dgram"]).optional(),
   })
   .strict();
 /** The operator's DNS configuration. */
@@ -267,6 +270,12 @@ class DnsServiceRun {
   }
 }
 
+/** How UDP is served, for the endpoint line: batched, or node:dgram and why. */
+function udpLine(server: DnsServer, asked: string | undefined): string {
+  if (server.udpTransport === "batch") return "UDP batched (recvmmsg/sendmmsg)";
+  return asked === "dgram" ? "UDP by node:dgram, as dns.json asks" : `UDP by node:dgram: ${udpBatchStatus().detail}`;
+}
+
 /** The DNS service module with options (tests); `dnsService` is it with the defaults. */
 export function createDnsService(opts: DnsServiceOptions = {}): ServiceModule {
   return {
@@ -280,7 +289,7 @@ export function createDnsService(opts: DnsServiceOptions = {}): ServiceModule {
         host, port: ctx.config.ports.dns, zones: run.store,
         ...(cfg.tsig ? { tsig: cfg.tsig.map((k) => ({ name: k.name, secret: k.secret, ...(k.algorithm === undefined ? {} : { algorithm: k.algorithm }) })) } : {}),
         ...(cfg.notify ? { notify: cfg.notify.map((t) => ({ host: t.host, port: t.port, ...(t.key === undefined ? {} : { key: t.key }) })) } : {}),
-        ...(cfg.workers === undefined ? {} : { workers: cfg.workers }), ...(opts.notifyRetryMs === undefined ? {} : { notifyRetryMs: opts.notifyRetryMs }),
+        ...(cfg.workers === undefined ? {} : { workers: cfg.workers }), ...(cfg.udp === undefined ? {} : { udp: cfg.udp }), ...(opts.notifyRetryMs === undefined ? {} : { notifyRetryMs: opts.notifyRetryMs }),
         onEvent: (e) => {
           opts.onEvent?.(e);
           if (e.type === "fault") ctx.log(`fault in ${e.where}: ${e.message}`);
@@ -306,7 +315,7 @@ export function createDnsService(opts: DnsServiceOptions = {}): ServiceModule {
       }, opts.meterIntervalMs ?? METER_INTERVAL_MS_DEFAULT);
       meterTimer.unref();
       const endpoints = [
-        `dns udp+tcp ${reachable(run.server.host, run.server.port)} (${run.store.origins().length} zones)`,
+        `dns udp+tcp ${reachable(run.server.host, run.server.port)} (${run.store.origins().length} zones; ${udpLine(run.server, cfg.udp)})`,
         run.resolver === undefined
           ? "resolver: not started (no upstream in $NEXUS_DNS_UPSTREAMS, dns.json or /etc/resolv.conf); custom domains cannot be verified"
           : `resolver udp+tcp ${reachable(run.resolver.host, run.resolver.port)}`,

@@ -4,7 +4,6 @@
  * change, per-zone counters, and optional worker threads sharing the UDP port (SO_REUSEPORT).
  * Every resource is bounded: TCP connections, their idle time, queued queries and message sizes.
  */
-import type { Socket as UdpSocket } from "node:dgram";
 import type { Server } from "node:net";
 import { Worker } from "node:worker_threads";
 import { dnsErrors } from "./errors.ts";
@@ -16,7 +15,7 @@ import type { ZoneStore } from "./store.ts";
 import { transferAnswer, type TransferStyle } from "./transfer.ts";
 import { keyring, nowSeconds, type TsigKeyConfig } from "./tsig.ts";
 import { createTcpDnsServer, listenTcp, TCP_CONNECTIONS_MAX, TCP_IDLE_MS } from "./tcp.ts";
-import { bindUdp, serveUdp } from "./udp.ts";
+import { serveUdpEndpoint, type UdpEndpoint, type UdpTransportChoice } from "./udp.ts";
 import type { ToWorker, WorkerInit } from "./udp-worker.ts";
 import { WireCache } from "./wire-cache.ts";
 import { zoneToInput } from "./zone.ts";
@@ -47,6 +46,8 @@ export interface DnsServerOptions {
   readonly notify?: readonly NotifyTarget[];
   /** UDP serving threads including this one (default 1). */
   readonly workers?: number;
+  /** UDP transport: "batch" (the addon; fails when it cannot be built), "dgram", or "auto" (default: batch where available). */
+  readonly udp?: UdpTransportChoice;
   readonly onEvent?: (e: DnsServerEvent) => void;
   /** First NOTIFY retry interval (tests shorten it). */
   readonly notifyRetryMs?: number;
@@ -58,6 +59,8 @@ export interface DnsServerOptions {
 export interface DnsServer {
   readonly host: string;
   readonly port: number;
+  /** How UDP is served: batched by the addon (native/udp_batch.c) or by node:dgram where it cannot be built. */
+  readonly udpTransport: "batch" | "dgram";
   /** Counters summed over every serving thread. */
   meter(): Promise<MeterSnapshot>;
   /** Stops everything this server started. */
@@ -65,17 +68,17 @@ export interface DnsServer {
 }
 
 /** Binds UDP and TCP on one port number; with port 0 tries free ports until both bind. */
-async function bindShared(tcp: Server, host: string, port: number, reusePort: boolean): Promise<UdpSocket> {
+async function bindShared(tcp: Server, host: string, port: number, serve: (port: number) => Promise<UdpEndpoint>): Promise<UdpEndpoint> {
   let lastError: unknown;
   for (let attempt = 0; attempt < (port === 0 ? PORT_ATTEMPTS_MAX : 1); attempt++) {
-    let u: UdpSocket | undefined;
+    let u: UdpEndpoint | undefined;
     try {
-      u = await bindUdp(host, port, reusePort);
-      await listenTcp(tcp, host, u.address().port);
+      u = await serve(port);
+      await listenTcp(tcp, host, u.port);
       return u;
     } catch (e) {
       lastError = e;
-      u?.close();
+      await u?.close();
     }
   }
   throw dnsErrors.make("DNS_BIND_FAILED", `${host}:${port}: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
@@ -121,25 +124,24 @@ export async function startDnsServer(o: DnsServerOptions): Promise<DnsServer> {
     },
   });
 
-  let udp: UdpSocket;
+  let udp: UdpEndpoint;
   try {
-    udp = await bindShared(tcp, host, o.port ?? DNS_PORT_DEFAULT, workers > 1);
+    udp = await bindShared(tcp, host, o.port ?? DNS_PORT_DEFAULT, (p) => serveUdpEndpoint({ host, port: p, reusePort: workers > 1, transport: o.udp ?? "auto" }, cache, responder, meter));
   } catch (e) {
     notifier.close();
     throw e;
   }
-  const port = udp.address().port;
-  serveUdp(udp, cache, responder, meter);
+  const port = udp.port;
 
   const threads: Worker[] = [];
   const meterWaits = new Map<number, (s: MeterSnapshot) => void>();
   let meterReq = 0;
-  const init: WorkerInit = { host, port, keys: o.tsig ?? [], zones: o.zones.all().map(zoneToInput) };
+  const init: WorkerInit = { host, port, transport: udp.transport, keys: o.tsig ?? [], zones: o.zones.all().map(zoneToInput) };
   try {
     for (let i = 1; i < workers; i++) threads.push(await startWorker(init, meterWaits));
   } catch (e) {
     for (const t of threads) await t.terminate();
-    udp.close();
+    await udp.close();
     tcp.close();
     notifier.close();
     throw dnsErrors.make("DNS_BIND_FAILED", `worker: ${e instanceof Error ? e.message : String(e)}`);
@@ -166,6 +168,7 @@ export async function startDnsServer(o: DnsServerOptions): Promise<DnsServer> {
   return {
     host,
     port,
+    udpTransport: udp.transport,
     async meter(): Promise<MeterSnapshot> {
       const parts = await Promise.all(
         threads.map(
@@ -186,7 +189,7 @@ export async function startDnsServer(o: DnsServerOptions): Promise<DnsServer> {
       for (const s of conns) s.destroy();
       await Promise.all([
         new Promise<void>((r) => tcp.close(() => r())),
-        new Promise<void>((r) => udp.close(() => r())),
+        udp.close(),
         ...threads.map((t) => t.terminate()),
       ]);
     },

@@ -4,13 +4,12 @@
  * thread sends it every zone change; it answers counter requests.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import type { Socket } from "node:dgram";
 import type { ZoneSet } from "./lookup.ts";
 import { Meter } from "./meter.ts";
 import type { Name } from "./name.ts";
 import { Responder } from "./responder.ts";
 import { keyring, type TsigKeyConfig } from "./tsig.ts";
-import { bindUdp, serveUdp } from "./udp.ts";
+import { serveUdpEndpoint, type UdpEndpoint } from "./udp.ts";
 import { WireCache } from "./wire-cache.ts";
 import { buildZone, type Zone, type ZoneInput } from "./zone.ts";
 
@@ -25,6 +24,8 @@ export type ToWorker =
 export interface WorkerInit {
   readonly host: string;
   readonly port: number;
+  /** The main thread's transport, so every thread serves the same way. */
+  readonly transport: "batch" | "dgram";
   readonly keys: readonly TsigKeyConfig[];
   readonly zones: readonly ZoneInput[];
 }
@@ -43,14 +44,13 @@ async function main(): Promise<void> {
     zones.set(built.origin, built);
   }
   cache.rebuildAll(zones.values());
-  let sock: Socket;
+  let sock: UdpEndpoint;
   try {
-    sock = await bindUdp(init.host, init.port, true);
+    sock = await serveUdpEndpoint({ host: init.host, port: init.port, reusePort: true, transport: init.transport }, cache, responder, meter);
   } catch (e) {
     port.postMessage({ type: "error", message: e instanceof Error ? e.message : String(e) });
     return;
   }
-  serveUdp(sock, cache, responder, meter);
   port.on("message", (m: ToWorker) => {
     switch (m.type) {
       case "put": {
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
         port.postMessage({ type: "meter", req: m.req, snapshot: meter.snapshot() });
         return;
       case "close":
-        sock.close(() => port.close());
+        void sock.close().then(() => port.close());
         return;
     }
   });

@@ -1,11 +1,15 @@
 /**
  * The UDP serving loop shared by the main thread and the worker threads: fast path from the wire
  * cache, slow path through the responder (which then fills the cache), never a throw out of the
- * socket handler (hostile input is counted and dropped).
+ * socket handler (hostile input is counted and dropped). Two transports: the batched addon
+ * (native/udp_batch.c, recvmmsg/sendmmsg and one JavaScript call per batch, answers written in place)
+ * where it builds, and node:dgram otherwise.
  */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { isIP } from "node:net";
 import type { Meter } from "./meter.ts";
+import { dnsErrors } from "./errors.ts";
+import { udpBatch, udpBatchStatus } from "./native/udp-batch.ts";
 import type { Responder } from "./responder.ts";
 import type { WireCache } from "./wire-cache.ts";
 
@@ -14,8 +18,11 @@ export const UDP_SOCKET_BUFFER_OCTETS = 4 * 1024 * 1024;
 
 /** Answers one datagram; returns the answer or undefined (dropped). */
 export function answerDatagram(msg: Buffer, cache: WireCache, responder: Responder, meter: Meter): Buffer | undefined {
-  const fast = cache.answer(msg, false);
-  if (fast !== undefined) return fast;
+  return cache.answer(msg, false) ?? answerSlow(msg, cache, responder, meter);
+}
+
+/** The responder's answer to a datagram the wire cache does not hold (which then fills it). */
+function answerSlow(msg: Buffer, cache: WireCache, responder: Responder, meter: Meter): Buffer | undefined {
   try {
     const h = responder.handle(msg, "udp");
     if (h.kind !== "reply") return undefined;
@@ -61,4 +68,79 @@ export function serveUdp(sock: Socket, cache: WireCache, responder: Responder, m
   sock.on("error", () => {
     meter.server.dropped++;
   });
+}
+
+/** A bound UDP socket serving DNS, by either transport. */
+export interface UdpEndpoint {
+  readonly port: number;
+  readonly transport: "batch" | "dgram";
+  close(): Promise<void>;
+}
+
+/** Which UDP transport to serve with: "auto" takes the batched addon where it is available. */
+export type UdpTransportChoice = "auto" | "batch" | "dgram";
+
+/** Where and how to serve UDP. */
+export interface UdpEndpointOptions {
+  readonly host: string;
+  readonly port: number;
+  /** SO_REUSEPORT, for several serving threads on one port. */
+  readonly reusePort: boolean;
+  readonly transport: UdpTransportChoice;
+}
+
+/**
+ * Binds host:port and serves DNS on it. Throws when the bind fails, and DNS_CONFIG_INVALID when
+ * "batch" is asked for where the addon cannot be had.
+ */
+export async function serveUdpEndpoint(o: UdpEndpointOptions, cache: WireCache, responder: Responder, meter: Meter): Promise<UdpEndpoint> {
+  const { host, port, reusePort } = o;
+  const addon = o.transport === "dgram" ? undefined : udpBatch();
+  if (addon === undefined && o.transport === "batch") throw dnsErrors.make("DNS_CONFIG_INVALID", `batched UDP is not available: ${udpBatchStatus().detail}`);
+  if (addon === undefined) {
+    const sock = await bindUdp(host, port, reusePort);
+    serveUdp(sock, cache, responder, meter);
+    return { port: sock.address().port, transport: "dgram", close: () => new Promise<void>((r) => sock.close(() => r())) };
+  }
+  const { SLOTS, IN_SLOT, OUT_SLOT } = addon;
+  const inb = new Uint8Array(SLOTS * IN_SLOT);
+  const out = new Uint8Array(SLOTS * OUT_SLOT);
+  const meta = new Int32Array(SLOTS * 2);
+  const onBatch = (n: number): void => {
+    for (let i = 0; i < n; i++) {
+      const len = meta[2 * i] ?? -1;
+      let answer = 0;
+      if (len < 0) meter.server.dropped++; // larger than a slot (64 KiB): no DNS query is
+      else {
+        const from = i * IN_SLOT;
+        const to = i * OUT_SLOT;
+        const fast = cache.answerInto(inb, from, len, out, to, OUT_SLOT);
+        if (fast >= 0) answer = fast;
+        else {
+          const slow = answerSlow(Buffer.from(inb.subarray(from, from + len)), cache, responder, meter);
+          if (slow !== undefined && slow.length <= OUT_SLOT) {
+            out.set(slow, to);
+            answer = slow.length;
+          }
+        }
+      }
+      meta[2 * i + 1] = answer;
+    }
+  };
+  const [handle, bound] = addon.open(host, port, reusePort, inb, out, meta, (n) => {
+    try {
+      onBatch(n);
+    } catch {
+      meter.server.dropped += n; // a fault in the fast path drops the batch, never the server
+      meta.fill(0);
+    }
+  });
+  return {
+    port: bound,
+    transport: "batch",
+    close: () => {
+      addon.close(handle);
+      return Promise.resolve();
+    },
+  };
 }

@@ -104,6 +104,10 @@ export class WireCache {
   private readonly slots = new Map<Name, number>();
   private counts = new Float64Array(COUNTERS * 64);
   private refused = 0;
+  // What `locate` found: the variant's arena offset and length, and where the query's name ends.
+  private hitAt = 0;
+  private hitLen = 0;
+  private hitNameEnd = 0;
 
   constructor(zones: ZoneSet, meter: Meter) {
     this.zones = zones;
@@ -117,77 +121,104 @@ export class WireCache {
 
   /** The answer to `msg` from the table, or undefined when the slow path must answer. */
   answer(msg: Uint8Array, tcp: boolean): Buffer | undefined {
-    const len = msg.length;
-    if (len < 17 || len > FAST_QUERY_OCTETS_MAX) return undefined;
-    const b2 = msg[2] ?? 0;
+    const at = this.locate(msg, 0, msg.length, tcp);
+    if (at < 0) return undefined;
+    const out = Buffer.allocUnsafe(this.hitLen);
+    this.emit(at, msg, 0, out, 0);
+    return out;
+  }
+
+  /**
+   * The same answer for the query in msg[from, from + len), written into dst at dstAt without
+   * allocating: its length, or -1 when the slow path must answer (or it would exceed dstRoom).
+   */
+  answerInto(msg: Uint8Array, from: number, len: number, dst: Uint8Array, dstAt: number, dstRoom: number): number {
+    const at = this.locate(msg, from, len, false);
+    if (at < 0 || this.hitLen > dstRoom) return -1;
+    this.emit(at, msg, from, dst, dstAt);
+    return this.hitLen;
+  }
+
+  /** The entry answering the query in msg[o, o + len) (hit* set), or -1 for the slow path. */
+  private locate(msg: Uint8Array, o: number, len: number, tcp: boolean): number {
+    if (len < 17 || len > FAST_QUERY_OCTETS_MAX) return -1;
+    const b2 = msg[o + 2] ?? 0;
     // QR=0, OPCODE=QUERY, TC=0; exactly one question, no answer or authority records, at most an OPT.
-    if ((b2 & 0xfa) !== 0) return undefined;
-    if (msg[4] !== 0 || msg[5] !== 1 || ((msg[6] ?? 0) | (msg[7] ?? 0) | (msg[8] ?? 0) | (msg[9] ?? 0) | (msg[10] ?? 0)) !== 0) return undefined;
-    const ar = msg[11] ?? 0;
-    if (ar > 1) return undefined;
+    if ((b2 & 0xfa) !== 0) return -1;
+    if (msg[o + 4] !== 0 || msg[o + 5] !== 1 || ((msg[o + 6] ?? 0) | (msg[o + 7] ?? 0) | (msg[o + 8] ?? 0) | (msg[o + 9] ?? 0) | (msg[o + 10] ?? 0)) !== 0) return -1;
+    const ar = msg[o + 11] ?? 0;
+    if (ar > 1) return -1;
+    const end = o + len;
     let h = FNV_OFFSET;
-    let p = 12;
+    let p = o + 12;
     for (;;) {
       const l = msg[p] ?? 0;
       if (l === 0) break;
-      if (l > 63 || p + l + 1 >= len) return undefined;
+      if (l > 63 || p + l + 1 >= end) return -1;
       h = Math.imul(h ^ l, FNV_PRIME);
-      const end = p + 1 + l;
-      for (p++; p < end; p++) {
+      const labelEnd = p + 1 + l;
+      for (p++; p < labelEnd; p++) {
         let c = msg[p] ?? 0;
         if (c >= 0x41 && c <= 0x5a) c |= 0x20;
         h = Math.imul(h ^ c, FNV_PRIME);
       }
-      if (p - 12 > 254) return undefined;
+      if (p - o - 12 > 254) return -1;
     }
     const nameEnd = p + 1;
     h = Math.imul(h, FNV_PRIME); // the root label's zero octet
     const qEnd = nameEnd + 4;
-    if (qEnd > len) return undefined;
+    if (qEnd > end) return -1;
     for (let i = nameEnd; i < qEnd; i++) h = Math.imul(h ^ (msg[i] ?? 0), FNV_PRIME);
     let slot: number;
     let limit = 65_535;
     if (ar === 0) {
-      if (qEnd !== len) return undefined;
+      if (qEnd !== end) return -1;
       slot = tcp ? V_PLAIN_TCP : V_PLAIN_UDP;
     } else {
       // RFC 6891 §6.1.2: root owner, TYPE 41, CLASS = payload size, TTL = ext-RCODE/version/DO, RDLEN.
-      if (qEnd + 11 > len || msg[qEnd] !== 0 || msg[qEnd + 1] !== 0 || msg[qEnd + 2] !== TYPE.OPT) return undefined;
-      if (msg[qEnd + 6] !== 0) return undefined; // EDNS version > 0: BADVERS from the slow path
+      if (qEnd + 11 > end || msg[qEnd] !== 0 || msg[qEnd + 1] !== 0 || msg[qEnd + 2] !== TYPE.OPT) return -1;
+      if (msg[qEnd + 6] !== 0) return -1; // EDNS version > 0: BADVERS from the slow path
       const rdlen = ((msg[qEnd + 9] ?? 0) << 8) | (msg[qEnd + 10] ?? 0);
-      if (qEnd + 11 + rdlen !== len) return undefined;
+      if (qEnd + 11 + rdlen !== end) return -1;
       slot = ((msg[qEnd + 7] ?? 0) & 0x80) !== 0 ? V_DO_FULL : V_EDNS_FULL;
       if (!tcp) limit = Math.min(Math.max(((msg[qEnd + 3] ?? 0) << 8) | (msg[qEnd + 4] ?? 0), UDP_PLAIN_MAX), EDNS_UDP_PAYLOAD);
     }
-    const at = this.find(h & HASH_MASK, msg, 12, qEnd);
-    if (at < 0) return undefined;
-    const a = this.arena;
-    let vAt = a.readUInt32LE(at + H_VAR + slot * 6);
-    let vLen = a.readUInt16LE(at + H_VAR + slot * 6 + 4);
+    const at = this.find(h & HASH_MASK, msg, o + 12, qEnd);
+    if (at < 0) return -1;
+    let vAt = this.arena.readUInt32LE(at + H_VAR + slot * 6);
+    let vLen = this.arena.readUInt16LE(at + H_VAR + slot * 6 + 4);
     if (vAt === 0) [vAt, vLen] = this.variant(at, slot);
     if (vLen > limit) {
-      if (limit !== EDNS_UDP_PAYLOAD) return undefined;
+      if (limit !== EDNS_UDP_PAYLOAD) return -1;
       slot += 1;
       vAt = this.arena.readUInt32LE(at + H_VAR + slot * 6);
       vLen = this.arena.readUInt16LE(at + H_VAR + slot * 6 + 4);
       if (vAt === 0) [vAt, vLen] = this.variant(at, slot);
     }
-    const out = Buffer.allocUnsafe(vLen);
-    this.arena.copy(out, 0, vAt, vAt + vLen);
-    out[0] = msg[0] ?? 0;
-    out[1] = msg[1] ?? 0;
-    out[2] = (out[2] ?? 0) | (b2 & 0x01); // RD copied (RFC 1035 §4.1.1)
-    out[3] = (out[3] ?? 0) | ((msg[3] ?? 0) & 0x10); // CD copied (RFC 6840 §5.9)
-    for (let i = 12; i < nameEnd; i++) out[i] = msg[i] ?? 0; // the query's spelling of the name
-    const zone = this.arena.readInt32LE(at + H_ZONE);
+    this.hitAt = vAt;
+    this.hitLen = vLen;
+    this.hitNameEnd = nameEnd - o;
+    return at;
+  }
+
+  /** Writes the answer `locate` found for the query at msg[o] into out at d, and counts it. */
+  private emit(at: number, msg: Uint8Array, o: number, out: Uint8Array, d: number): void {
+    const a = this.arena;
+    a.copy(out, d, this.hitAt, this.hitAt + this.hitLen);
+    out[d] = msg[o] ?? 0;
+    out[d + 1] = msg[o + 1] ?? 0;
+    out[d + 2] = (out[d + 2] ?? 0) | ((msg[o + 2] ?? 0) & 0x01); // RD copied (RFC 1035 §4.1.1)
+    out[d + 3] = (out[d + 3] ?? 0) | ((msg[o + 3] ?? 0) & 0x10); // CD copied (RFC 6840 §5.9)
+    const nameEnd = this.hitNameEnd;
+    for (let i = 12; i < nameEnd; i++) out[d + i] = msg[o + i] ?? 0; // the query's spelling of the name
+    const zone = a.readInt32LE(at + H_ZONE);
     if (zone < 0) this.refused++;
     else {
       const c = zone * COUNTERS;
       this.counts[c] = (this.counts[c] ?? 0) + 1;
-      const kind = this.arena[at + H_KIND] ?? 0;
+      const kind = a[at + H_KIND] ?? 0;
       if (kind >= 1 && kind <= 3) this.counts[c + kind] = (this.counts[c + kind] ?? 0) + 1;
     }
-    return out;
   }
 
   /** The arena offset of the entry whose key equals msg[from, end) lower-cased, or -1. */
