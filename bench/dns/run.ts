@@ -5,7 +5,9 @@
  *   node bench/dns/run.ts [--zones 1000] [--runs 3] [--seconds 10] [--rate 20000] [--cores 1,2] [--sample 200]
  * For each core count: queries/s at saturation, the server's own CPU time (utime + stime of its
  * process tree, from /proc) and so queries per CPU-second, p50/p99 latency at a fixed rate, and the
- * ratios Nexus/NSD; then answers to a sample of queries compared between the two.
+ * ratios Nexus/NSD; then answers to a sample of queries compared between the two. Nexus serves UDP
+ * with its batched addon (native/udp_batch.c); on 1 core the same server on node:dgram and a bare
+ * dgram responder (Node's floor without batching) run too.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -128,13 +130,15 @@ const r = Buffer.from("00008480000100010000000003777777057a6f6e65310562656e63680
 s.on("message", (m, i) => { const o = Buffer.allocUnsafe(r.length); r.copy(o); o[0] = m[0]; o[1] = m[1]; s.send(o, i.port, i.address); });
 s.bind(Number(process.argv[1]), "127.0.0.1");`;
 
-async function measure(kind: "nsd" | "nexus" | "bare", cores: number, port: number): Promise<Result> {
+type Kind = "nsd" | "nexus" | "dgram" | "bare";
+
+async function measure(kind: Kind, cores: number, port: number): Promise<Result> {
   const cpus = cores === 1 ? "0" : "0,1";
   const cmd = kind === "nsd"
     ? ["nsd", "-d", "-c", nsdConf(port, cores)]
     : kind === "bare"
       ? [process.execPath, "-e", BARE, String(port)]
-      : [process.execPath, "--disable-warning=ExperimentalWarning", join(HERE, "serve.ts"), "--port", String(port), "--zones", String(ZONES), "--workers", String(cores)];
+      : [process.execPath, "--disable-warning=ExperimentalWarning", join(HERE, "serve.ts"), "--port", String(port), "--zones", String(ZONES), "--workers", String(cores), "--udp", kind === "dgram" ? "dgram" : "batch"];
   const child: ChildProcess = spawn("taskset", ["-c", cpus, ...cmd], { stdio: ["ignore", "pipe", "inherit"] });
   try {
     await waitReady(port);
@@ -169,12 +173,12 @@ try {
   console.log(`# DNS: ${ZONES} zones, ${ZONES * 20} records, 100,000 queries (60% hits, 20% NXDOMAIN, 20% NODATA), ${RUNS} runs, medians`);
   console.log(`# load average at start: ${readFileSync("/proc/loadavg", "utf8").trim()}`);
   for (const cores of CORES) {
-    const res: Record<"nsd" | "nexus" | "bare", Result[]> = { nsd: [], nexus: [], bare: [] };
-    const kinds = cores === 1 ? (["nsd", "nexus", "bare"] as const) : (["nsd", "nexus"] as const);
+    const res: Record<Kind, Result[]> = { nsd: [], nexus: [], dgram: [], bare: [] };
+    const kinds = cores === 1 ? (["nsd", "nexus", "dgram", "bare"] as const) : (["nsd", "nexus"] as const);
     for (let r = 0; r < RUNS; r++) {
       for (const kind of kinds) res[kind].push(await measure(kind, cores, await freePort()));
     }
-    const m = (k: "nsd" | "nexus" | "bare", f: keyof Omit<Result, "lost">): number => median(res[k].map((x) => x[f]));
+    const m = (k: Kind, f: keyof Omit<Result, "lost">): number => median(res[k].map((x) => x[f]));
     const pin = cores === 1 ? "taskset -c 0 (server), taskset -c 1 (dnsperf)" : "taskset -c 0,1 (server), taskset -c 1 (dnsperf)";
     for (const k of ["nsd", "nexus"] as const) {
       const who = k === "nsd" ? `NSD (server-count ${cores})` : `Nexus (workers ${cores})`;
@@ -188,6 +192,9 @@ try {
     line(`ratio Nexus/NSD, ${cores} core(s): queries per CPU-second`, (m("nexus", "perCore") / m("nsd", "perCore")).toFixed(2), "same run");
     line(`ratio Nexus/NSD, ${cores} core(s): p99 at ${RATE} q/s`, (m("nexus", "p99") / m("nsd", "p99")).toFixed(2), "same run");
     if (cores === 1) {
+      line("Nexus on node:dgram (--udp dgram): queries per CPU-second", m("dgram", "perCore").toFixed(0), "the same server without the batched addon, same pins");
+      line("Nexus on node:dgram: p50 / p99 ms at fixed rate", `${m("dgram", "p50").toFixed(3)} / ${m("dgram", "p99").toFixed(3)}`, `dnsperf -Q ${RATE} -l ${SECONDS} -v`);
+      line("ratio Nexus on node:dgram/NSD: queries per CPU-second", (m("dgram", "perCore") / m("nsd", "perCore")).toFixed(2), "same run");
       line("bare Node dgram responder (one fixed answer): queries per CPU-second", m("bare", "perCore").toFixed(0), "node -e <fixed answer, ID patched>, same pins");
       line("ratio bare responder/NSD: queries per CPU-second (Node's floor here)", (m("bare", "perCore") / m("nsd", "perCore")).toFixed(2), "same run");
       line("ratio Nexus/bare responder: queries per CPU-second", (m("nexus", "perCore") / m("bare", "perCore")).toFixed(2), "same run");

@@ -27,6 +27,8 @@ export const ENTRIES_MAX = 2_000_000;
 /** Queries longer than this go to the slow path (an ordinary query with EDNS is far shorter). */
 const FAST_QUERY_OCTETS_MAX = 512;
 const ARENA_INITIAL_OCTETS = 1 << 20;
+/** Answers up to this long are copied by a loop rather than Buffer#copy (which allocates a view). */
+const COPY_LOOP_OCTETS_MAX = 1232;
 
 // Variant slots: [UDP without EDNS (512), TCP without EDNS, EDNS full, EDNS at 1232, EDNS+DO full, EDNS+DO at 1232].
 const V_PLAIN_UDP = 0;
@@ -204,7 +206,12 @@ export class WireCache {
   /** Writes the answer `locate` found for the query at msg[o] into out at d, and counts it. */
   private emit(at: number, msg: Uint8Array, o: number, out: Uint8Array, d: number): void {
     const a = this.arena;
-    a.copy(out, d, this.hitAt, this.hitAt + this.hitLen);
+    const from = this.hitAt;
+    const n = this.hitLen;
+    // Buffer#copy makes a Uint8Array view of the source per call: a short answer is copied octet by
+    // octet instead, so that serving allocates nothing (no garbage, no GC pauses under load).
+    if (n > COPY_LOOP_OCTETS_MAX) a.copy(out, d, from, from + n);
+    else for (let i = 0; i < n; i++) out[d + i] = a[from + i] ?? 0;
     out[d] = msg[o] ?? 0;
     out[d + 1] = msg[o + 1] ?? 0;
     out[d + 2] = (out[d + 2] ?? 0) | ((msg[o + 2] ?? 0) & 0x01); // RD copied (RFC 1035 §4.1.1)
