@@ -32,6 +32,8 @@ const RATE = Number(flag("--rate", "20000"));
 const CORES = flag("--cores", "1,2").split(",").map(Number);
 const SAMPLE = Number(flag("--sample", "200"));
 const CLIENTS = 8;
+const WARMUP_CLIENTS = 64;
+const WARMUP_S = 6;
 const OUTSTANDING = 500;
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
@@ -62,8 +64,8 @@ function treeCpuSeconds(pid: number): number {
   return total / CLK_TCK;
 }
 
-function dnsperf(port: number, cpus: string, extra: string[]): string {
-  const a = ["-c", cpus, "dnsperf", "-s", "127.0.0.1", "-p", String(port), "-d", queriesFile, "-c", String(CLIENTS), "-q", String(OUTSTANDING), ...extra];
+function dnsperf(port: number, cpus: string, extra: string[], clients = CLIENTS): string {
+  const a = ["-c", cpus, "dnsperf", "-s", "127.0.0.1", "-p", String(port), "-d", queriesFile, "-c", String(clients), "-q", String(OUTSTANDING), ...extra];
   return execFileSync("taskset", a, { encoding: "utf8", maxBuffer: 512 * 1024 * 1024 });
 }
 
@@ -143,7 +145,10 @@ async function measure(kind: Kind, cores: number, port: number): Promise<Result>
   try {
     await waitReady(port);
     const loadCpus = "1";
-    dnsperf(port, loadCpus, ["-l", "3"]); // warm-up
+    // Warm-up, the same for every server: 6 s from 64 client sockets, so that the kernel's
+    // SO_REUSEPORT hash hands every serving thread enough sockets to see the whole query mix (each
+    // Nexus thread has its own wire cache, filled by the negative answers it has given once).
+    dnsperf(port, loadCpus, ["-l", String(WARMUP_S)], WARMUP_CLIENTS);
     const c0 = treeCpuSeconds(child.pid ?? 0);
     const out = dnsperf(port, loadCpus, ["-l", String(SECONDS)]);
     const cpuS = treeCpuSeconds(child.pid ?? 0) - c0;

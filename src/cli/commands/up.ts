@@ -13,8 +13,8 @@ import { ensurePackages } from "../dev/system.ts";
 import { ensureConsoleBuilt } from "../../../console/build.ts";
 import { action } from "../output.ts";
 
-/** Debian packages the running stack uses (compute: podman with runc; see docs/compute.md). */
-export const UP_PACKAGES: readonly string[] = ["podman", "runc", "catatonit", "iptables", "e2fsprogs"];
+/** Debian packages the running stack uses (compute: podman with runc, docs/compute.md; DNS: gcc for the batched UDP addon, docs/dns.md). */
+export const UP_PACKAGES: readonly string[] = ["podman", "runc", "catatonit", "iptables", "e2fsprogs", "gcc", "libc6-dev"];
 
 interface UpOptions {
   readonly home?: string;
@@ -57,7 +57,7 @@ async function up(opts: UpOptions): Promise<void> {
   });
   if (opts.install) {
     const missing = ensurePackages(UP_PACKAGES, log);
-    if (missing.length > 0) log(`not installed: ${missing.join(" ")} (compute runs degraded; as root: apt-get install ${missing.join(" ")})`);
+    if (missing.length > 0) log(`not installed: ${missing.join(" ")} (as root: apt-get install ${missing.join(" ")}); without podman compute runs degraded, without gcc DNS serves UDP on node:dgram`);
   }
   // The web console is served from console/dist: build it when missing or older than its sources.
   const consoleError = ensureConsoleBuilt(log);
@@ -99,6 +99,6 @@ export function register(program: Command): void {
     .option("--public", "bind the standard ports (53, 25, 587, 993, 80) where it has the right to")
     .option("--base-domain <name>", "base domain recorded at genesis (first run only; default nexus.test)")
     .option("--port <name=N...>", `override a port (${PORT_NAMES.join(", ")})`)
-    .option("--no-install", "do not install missing Debian packages (podman, runc) even as root")
+    .option("--no-install", "do not install missing Debian packages (podman, runc, gcc) even as root")
     .action(action(async (opts: UpOptions) => up(opts)));
 }
