@@ -94,6 +94,9 @@ describe("batched UDP transport", () => {
     } finally {
       await server.close();
     }
+    // A service stopped twice (its own stop, then the stack's) closes once.
+    await new Promise((r) => setImmediate(r));
+    await assert.doesNotReject(server.close());
   });
 
   it("answers byte for byte as node:dgram does (fast path, slow path, case, EDNS, refusals)", async () => {
@@ -165,7 +168,10 @@ describe("batched UDP transport", () => {
     assert.ok(port > 0);
     assert.throws(() => addon.open("127.0.0.1", port, false, inb, out, meta, () => {}), /bind: Address already in use/);
     addon.close(h);
-    addon.close(h); // twice is harmless
+    addon.close(h); // twice is harmless, at once and after the handle's close has completed
+    await new Promise((r) => setImmediate(r));
+    addon.close(h);
+    assert.deepEqual(addon.stats(h).length, 4);
     const s = createSocket("udp4");
     await new Promise<void>((resolve, reject) => {
       s.once("error", reject);

@@ -86,7 +86,7 @@ describe("revenue math through the running stack", () => {
         for (const [i, [, cls]] of UNITS.entries()) {
           const name = names[i] ?? "";
           const r = await post(site, signAs(owner, { type: "imvu.create", imvu: name, body: { name, jurisdiction: "DE", class: cls, envelope: envelopeToWire(ENVELOPE_PROFILES.small) } }).json);
-          assert.equal(r.receipt?.outcome, "applied");
+          assert.equal(r.receipt?.outcome, "applied", `imvu.create ${name}: HTTP ${r.status} ${r.code ?? ""}`);
         }
         const accounts = new Map<string, Account>();
         const expected = new Map<string, Expected[]>(names.map((n) => [n, []]));

@@ -100,7 +100,8 @@ export async function serveUdpEndpoint(o: UdpEndpointOptions, cache: WireCache, 
   if (addon === undefined) {
     const sock = await bindUdp(host, port, reusePort);
     serveUdp(sock, cache, responder, meter);
-    return { port: sock.address().port, transport: "dgram", close: () => new Promise<void>((r) => sock.close(() => r())) };
+    let closing: Promise<void> | undefined;
+    return { port: sock.address().port, transport: "dgram", close: () => (closing ??= new Promise<void>((r) => sock.close(() => r()))) };
   }
   const { SLOTS, IN_SLOT, OUT_SLOT } = addon;
   const inb = new Uint8Array(SLOTS * IN_SLOT);
@@ -135,11 +136,13 @@ export async function serveUdpEndpoint(o: UdpEndpointOptions, cache: WireCache, 
       meta.fill(0);
     }
   });
+  let closed = false;
   return {
     port: bound,
     transport: "batch",
     close: () => {
-      addon.close(handle);
+      if (!closed) addon.close(handle);
+      closed = true;
       return Promise.resolve();
     },
   };

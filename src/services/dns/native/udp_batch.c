@@ -43,8 +43,10 @@ typedef struct {
   napi_env env;
   uv_poll_t poll;
   int fd;
-  int closing;
-  int teardown;
+  int closing;   /* stop() ran: fd closed, handle closing */
+  int closed;    /* the handle's close callback ran */
+  int finalized; /* JavaScript's handle object was collected */
+  int teardown;  /* the environment is going */
   uint8_t *in;
   uint8_t *out;
   int32_t *meta;
@@ -77,6 +79,7 @@ static int typed_array(napi_env env, napi_value v, napi_typedarray_type want, si
 
 static void on_readable(uv_poll_t *p, int status, int events);
 static void env_teardown(void *arg);
+static void on_finalize(napi_env env, void *data, void *hint);
 
 static napi_value js_open(napi_env env, napi_callback_info info) {
   size_t argc = 7;
@@ -183,7 +186,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_add_env_cleanup_hook(env, env_teardown, b);
 
   napi_value handle, result, port_v;
-  napi_create_external(env, b, NULL, NULL, &handle);
+  napi_create_external(env, b, on_finalize, NULL, &handle);
   napi_create_int32(env, bound_port, &port_v);
   napi_create_array_with_length(env, 2, &result);
   napi_set_element(env, result, 0, handle);
@@ -289,25 +292,45 @@ static batch_t *unwrap(napi_env env, napi_callback_info info) {
   return data;
 }
 
+/*
+ * Lifetime: the struct lives until both the poll handle is closed and JavaScript's handle object is
+ * collected, so a close() after close, or a handle dropped without close(), never touches freed memory.
+ */
 static void on_closed(uv_handle_t *h) {
   batch_t *b = h->data;
-  if (b->teardown) {
-    free(b); /* the environment is going: its references and async context go with it */
-    return;
+  if (!b->teardown) { /* when the environment is going, its references and async context go with it */
+    napi_delete_reference(b->env, b->in_ref);
+    napi_delete_reference(b->env, b->out_ref);
+    napi_delete_reference(b->env, b->meta_ref);
+    napi_delete_reference(b->env, b->cb_ref);
+    napi_async_destroy(b->env, b->actx);
   }
-  napi_delete_reference(b->env, b->in_ref);
-  napi_delete_reference(b->env, b->out_ref);
-  napi_delete_reference(b->env, b->meta_ref);
-  napi_delete_reference(b->env, b->cb_ref);
-  napi_async_destroy(b->env, b->actx);
-  free(b);
+  b->closed = 1;
+  if (b->finalized) free(b);
 }
 
 static void stop(batch_t *b) {
   b->closing = 1;
+  if (uv_is_closing((uv_handle_t *)&b->poll)) { /* closed by someone else (the loop's owner at exit): only the fd is ours */
+    close(b->fd);
+    return;
+  }
   uv_poll_stop(&b->poll); /* removes the fd from epoll, so closing it now is safe */
   close(b->fd);
   uv_close((uv_handle_t *)&b->poll, on_closed);
+}
+
+/* JavaScript dropped its handle: close if it did not, and free once the handle is closed too. */
+static void on_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  batch_t *b = data;
+  b->finalized = 1;
+  if (!b->closing) {
+    napi_remove_env_cleanup_hook(env, env_teardown, b);
+    stop(b);
+  } else if (b->closed) {
+    free(b);
+  }
 }
 
 /* A worker thread ended without close(): its loop must not be left with an open handle. */
