@@ -111,9 +111,12 @@ export async function submitMailboxPassword(
   return receipt;
 }
 
-/** A fresh generated mailbox password. */
+/** A fresh generated mailbox password; never with a leading "-", which swaks and other getopt-style tools read as an option. */
 export function generatedPassword(): string {
-  return randomBytes(GENERATED_PASSWORD_BYTES).toString("base64url");
+  for (;;) {
+    const p = randomBytes(GENERATED_PASSWORD_BYTES).toString("base64url");
+    if (!p.startsWith("-")) return p; // 1 draw in 64 is drawn again
+  }
 }
 
 async function setPassword(type: "mail.mailbox.add" | "mail.mailbox.passwd", f: MailFlags, addr: string, extra: Record<string, unknown>): Promise<void> {
