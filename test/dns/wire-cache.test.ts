@@ -8,6 +8,7 @@ import { Responder } from "../../src/services/dns/responder.ts";
 import { WireCache } from "../../src/services/dns/wire-cache.ts";
 import { ZoneStore } from "../../src/services/dns/store.ts";
 import { toName } from "../../src/services/dns/name.ts";
+import type { ZoneInput } from "../../src/services/dns/zone.ts";
 import { nameArb, recordArb, zoneOf } from "./arbitraries.ts";
 import { exampleZone } from "./support.ts";
 
@@ -135,4 +136,46 @@ test("a zone change replaces precomputed answers (and those of the parent zone f
   cache.flush();
   assert.ok((meter.snapshot().zones["example.test."]?.queries ?? 0) >= 2);
   assert.equal(meter.snapshot().zones["www.example.test."]?.queries, 1);
+});
+
+test("after zone changes the fast path serves the new answers only, whatever the table grew through (no ghost entry)", () => {
+  // The table rehashes while a zone is warmed or answers are remembered; an entry indexed twice then
+  // would survive its removal and keep serving the old answer.
+  const soa = { mname: "ns.g.test.", rname: "h", serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 60 };
+  const zone = (names: number, octet: number, serial: number): ZoneInput => ({
+    origin: "g.test.",
+    soa: { ...soa, serial },
+    records: [
+      { name: "@", data: { type: "NS", host: "ns" } },
+      { name: "ns", data: { type: "A", address: "192.0.2.53" } },
+      ...Array.from({ length: names }, (_, i) => ({ name: `h${i}`, data: { type: "A" as const, address: `192.0.2.${octet}` } })),
+    ],
+  });
+  const q = (name: string): Buffer => dnsPacket.encode({ type: "query", id: 7, questions: [{ name, type: "A" }] });
+  fc.assert(
+    fc.property(fc.integer({ min: 200, max: 1_200 }), fc.array(fc.integer({ min: 0, max: 2_000 }), { maxLength: 600 }), (names, missing) => {
+      const store = new ZoneStore();
+      store.put(zone(names, 1, 1));
+      const meter = new Meter();
+      const cache = new WireCache(store, meter);
+      const responder = new Responder({ zones: store, keys: new Map(), meter, now: () => 1 });
+      cache.rebuildAll(store.all());
+      // On-demand answers (NXDOMAIN for names past the zone's) grow the table further.
+      for (const i of missing) {
+        const h = responder.handle(q(`h${i + names}.g.test`), "udp");
+        if (h.kind === "reply" && h.lookup !== undefined) cache.remember(h.lookup.question, h.lookup.result);
+      }
+      for (const [octet, serial] of [[2, 2], [3, 3]] as const) {
+        store.put(zone(names, octet, serial));
+        cache.zoneChanged(toName("g.test."));
+        assert.equal(cache.size, names + 3, "one entry per RRset: the NS, the SOA, ns A and each name's A");
+        for (let i = 0; i < names; i++) {
+          const got = cache.answer(q(`h${i}.g.test`), false);
+          assert.ok(got !== undefined, `h${i} precomputed`);
+          assert.equal(firstData(got), `192.0.2.${octet}`, `h${i} after change ${serial}`);
+        }
+      }
+    }),
+    { numRuns: 10 },
+  );
 });

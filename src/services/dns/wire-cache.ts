@@ -328,13 +328,19 @@ export class WireCache {
       a.writeUInt16LE(v.length, at + H_VAR + slot * 6 + 4);
       p += v.length;
     }
-    this.metas.set(at, meta);
+    // Indexed before it joins `metas`: a rehash on the way re-indexes `metas`, and must not index it twice.
     this.index(hash, at);
+    this.metas.set(at, meta);
     return meta;
   }
 
+  /** Indexes an entry not yet in `metas`, growing the table first when it is half full. */
   private index(hash: number, at: number): void {
     if ((this.used + this.tombstones + 1) * 2 > this.table.length >> 1) this.rehash((this.used + 1) * 4);
+    this.place(hash, at);
+  }
+
+  private place(hash: number, at: number): void {
     const t = this.table;
     const mask = (t.length >> 1) - 1;
     let i = hash & mask;
@@ -351,7 +357,7 @@ export class WireCache {
     this.table = new Int32Array(2 * slots);
     this.used = 0;
     this.tombstones = 0;
-    for (const m of this.metas.values()) this.index(m.hash, m.at);
+    for (const m of this.metas.values()) this.place(m.hash, m.at);
   }
 
   private unindex(m: Meta): void {
@@ -359,7 +365,7 @@ export class WireCache {
     const mask = (t.length >> 1) - 1;
     for (let i = m.hash & mask, probes = 0; probes <= mask; i = (i + 1) & mask, probes++) {
       const stored = t[2 * i] ?? 0;
-      if (stored === 0) return;
+      if (stored === 0) break;
       if (stored === m.hash + 1 && t[2 * i + 1] === m.at) {
         t[2 * i] = -1;
         this.used--;
