@@ -7,6 +7,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { execFile } from "node:child_process";
 import { createSocket } from "node:dgram";
 import dnsPacket from "dns-packet";
 import fc from "fast-check";
@@ -14,6 +15,35 @@ import { udpBatch, udpBatchStatus } from "../../src/services/dns/native/udp-batc
 import { startDnsServer, type DnsServer } from "../../src/services/dns/server.ts";
 import { ZoneStore } from "../../src/services/dns/store.ts";
 import { dig, exampleZone } from "./support.ts";
+
+/**
+ * Run in a child (the test runner fails any test an uncaught exception reaches): a batch callback
+ * that answers, then throws, itself (THROW=sync) or from a microtask it queued (THROW=microtask).
+ * Prints what the client got and what reached process "uncaughtException".
+ */
+const THROW_AFTER_BATCH = `
+import { createSocket } from "node:dgram";
+import { udpBatch } from ${JSON.stringify(new URL("../../src/services/dns/native/udp-batch.ts", import.meta.url).href)};
+const addon = udpBatch();
+const inb = new Uint8Array(addon.SLOTS * addon.IN_SLOT), out = new Uint8Array(addon.SLOTS * addon.OUT_SLOT), meta = new Int32Array(addon.SLOTS * 2);
+const uncaught = [];
+process.on("uncaughtException", (e) => uncaught.push(e.message));
+const [h, port] = addon.open("127.0.0.1", 0, false, inb, out, meta, (n) => {
+  for (let i = 0; i < n; i++) { out.set(inb.subarray(i * addon.IN_SLOT, i * addon.IN_SLOT + meta[2 * i]), i * addon.OUT_SLOT); meta[2 * i + 1] = meta[2 * i]; }
+  if (process.env.THROW === "sync") throw new Error("thrown after the batch");
+  queueMicrotask(() => { throw new Error("thrown after the batch"); });
+});
+const c = createSocket("udp4");
+const replies = [];
+c.on("message", (m) => replies.push(m.toString()));
+for (const text of ["one", "two"]) {
+  c.send(text, port, "127.0.0.1");
+  for (let t = 0; t < 100 && !replies.includes(text); t++) await new Promise((r) => setTimeout(r, 20));
+}
+addon.close(h);
+c.close();
+console.log(JSON.stringify({ replies, uncaught }));
+`;
 
 /** Queries in flight at most: a window fits the sockets' buffers (net.core.rmem_default) however slow the machine. */
 const WINDOW = 100;
@@ -155,6 +185,17 @@ describe("batched UDP transport", () => {
       assert.deepEqual(m.answers?.map((a) => ("data" in a ? a.data : undefined)), ["2001:db8::80"]);
     } finally {
       await server.close();
+    }
+  });
+
+  it("an exception thrown by or after the batch callback is uncaught, as after any I/O callback, and the answers still go out", async () => {
+    for (const mode of ["sync", "microtask"]) {
+      const printed = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, ["--disable-warning=ExperimentalWarning", "--input-type=module", "-e", THROW_AFTER_BATCH], { timeout: 30_000, env: { ...process.env, THROW: mode } }, (e, stdout, stderr) =>
+          e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout)),
+      );
+      const twice = ["thrown after the batch", "thrown after the batch"];
+      assert.deepEqual(JSON.parse(printed), { replies: ["one", "two"], uncaught: twice }, `${mode}: each batch answered, each exception reported, the socket kept serving`);
     }
   });
 
