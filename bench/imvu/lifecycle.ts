@@ -51,7 +51,7 @@ function cli(api: string, argv: readonly string[], input = ""): Promise<number> 
     let out = "";
     c.stdout.on("data", (d: Buffer) => (out += d.toString()));
     c.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    c.on("exit", (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - t) / 1e6) : reject(new Error(`${argv.join(" ")}: exit ${code}\n${out}`))));
+    c.on("close", (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - t) / 1e6) : reject(new Error(`${argv.join(" ")}: exit ${code}\n${out}`))));
     c.stdin.end(input);
   });
 }

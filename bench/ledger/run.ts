@@ -352,7 +352,7 @@ function child(cpus: string, args: string[], nodeFlags: string[] = []): Promise<
     const c = spawn("taskset", argv, { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     c.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    c.on("exit", (code) => {
+    c.on("close", (code) => {
       if (code !== 0) reject(new Error(`taskset ${argv.join(" ")} exited ${code}`));
       else resolve(JSON.parse(out.trim().split("\n").pop() ?? "{}") as Record<string, number>);
     });

@@ -193,7 +193,7 @@ function runChild(mode: string, url: string | undefined, count: number, onLine?:
     const nl = out.indexOf("\n");
     if (nl >= 0 && onLine) onLine(out.slice(0, nl));
   });
-  const done = new Promise<string>((resolve, reject) => child.on("exit", (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${mode} child exited ${code}`)))));
+  const done = new Promise<string>((resolve, reject) => child.on("close", (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${mode} child exited ${code}`)))));
   return { done, stop: () => child.stdin.end() };
 }
 

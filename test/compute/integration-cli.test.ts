@@ -62,7 +62,7 @@ function nexus(who: "owner" | "rival", args: string[]): Promise<{ code: number; 
     let err = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    child.on("exit", (code) => resolve({ code: code ?? -1, out, err }));
+    child.on("close", (code) => resolve({ code: code ?? -1, out, err }));
   });
 }
 

@@ -14,7 +14,7 @@ import { signRequest } from "../../src/core/crypto/httpsig.ts";
 import { loadIdentity } from "../../src/core/identity/index.ts";
 import { installationFabric, slug } from "../../src/services/compute/names.ts";
 import { runPython } from "../mail/support-imap.ts";
-import { cleanup, cli, dig, fillVolume, person, startInstallation, tempDir, type Installation, type Run } from "./support.ts";
+import { cleanup, cli, dig, fillVolume, person, startInstallations, tempDir, type Installation, type Run } from "./support.ts";
 
 function run(cmd: string, args: readonly string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
@@ -24,7 +24,7 @@ function run(cmd: string, args: readonly string[]): Promise<Run> {
     c.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     c.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     c.on("error", reject);
-    c.on("exit", (code) => resolve({ code, stdout, stderr }));
+    c.on("close", (code) => resolve({ code, stdout, stderr }));
   });
 }
 
@@ -72,7 +72,9 @@ describe("imvu create in one command, exit, and import elsewhere", () => {
   const ADDRESS = "creator@stage.nexus.test";
 
   before(async () => {
-    [a, b] = await Promise.all([startInstallation("nexus-life-a-", { full: true }), startInstallation("nexus-life-b-", { full: true })]);
+    const [first, second] = await startInstallations([{ prefix: "nexus-life-a-", full: true }, { prefix: "nexus-life-b-", full: true }]);
+    if (first === undefined || second === undefined) throw new Error("two installations asked, fewer started");
+    [a, b] = [first, second];
     creator = person(a.stack.apiUrl, "creator");
   });
 

@@ -441,7 +441,7 @@ print(json.dumps([fetch(os.environ["A"]), fetch(os.environ["B"])]))
         let text = "";
         c.stdout.on("data", (d: Buffer) => (text += d.toString()));
         c.on("error", reject);
-        c.on("exit", () => resolve(text.trim()));
+        c.on("close", () => resolve(text.trim()));
       });
     assert.equal(await dig(), "192.0.2.10", "served after the exit request");
     const d = await cli(["imvu", "depart", "stage"], creator);

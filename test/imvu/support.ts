@@ -52,7 +52,7 @@ export function cli(args: readonly string[], env: Record<string, string>, input 
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
     child.stdin.end(input);
   });
 }
@@ -74,6 +74,27 @@ export interface Installation {
  * podman, the installation's own fabric) and the gateway, as `nexus up` does.
  */
 export async function startInstallation(prefix: string, opts: { full?: boolean } = {}): Promise<Installation> {
+  // The ports are picked free, then bound: a test file running beside this one can take one in
+  // between. That start fails whole (EADDRINUSE), so it is tried again with other ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(prefix, opts);
+    } catch (e) {
+      if (attempt >= 3 || !(e instanceof Error && e.message.includes("EADDRINUSE"))) throw e;
+    }
+  }
+}
+
+/** Starts several installations; when one fails, those started are stopped before the error is thrown. */
+export async function startInstallations(specs: readonly { prefix: string; full?: boolean }[]): Promise<Installation[]> {
+  const started = await Promise.allSettled(specs.map((s) => startInstallation(s.prefix, s.full === undefined ? {} : { full: s.full })));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed === undefined) return started.map((r) => (r as PromiseFulfilledResult<Installation>).value);
+  await Promise.all(started.map((r) => (r.status === "fulfilled" ? r.value.stop() : undefined)));
+  throw failed.reason;
+}
+
+async function startOnce(prefix: string, opts: { full?: boolean }): Promise<Installation> {
   const home = join(tempDir(prefix), "home");
   const ports = { ...DEFAULT_PORTS, gatewayTls: await freePort(), api: await freePort(), dns: await freePort(), resolver: await freePort(), smtp: await freePort(), submission: await freePort(), imap: await freePort(), gateway: await freePort() };
   const mail = createMailService({ resolver: new TestDns().resolver(), hostname: "mail.nexus.test" });
@@ -143,7 +164,7 @@ export async function dig(port: number, name: string, type: string): Promise<str
       let text = "";
       c.stdout.on("data", (d: Buffer) => (text += d.toString()));
       c.on("error", reject);
-      c.on("exit", () => resolve(text));
+      c.on("close", () => resolve(text));
     });
   const out = (await run(["+short", "+time=2", "+tries=2"])).trim().split("\n").sort().join("\n");
   // An empty answer is what an assertion will report: log the whole message (RCODE, flags, sections) beside it.

@@ -377,7 +377,7 @@ export function ledgerStoreSuite(make: () => StoreHarness): void {
         child.stdout.on("data", (d: Buffer) => (s += d.toString()));
         child.stderr.on("data", (d: Buffer) => (err += d.toString()));
         child.on("error", reject);
-        child.on("exit", (_code, signal) => (signal === "SIGKILL" ? resolve(s) : reject(new Error(`child: ${err}`))));
+        child.on("close", (_code, signal) => (signal === "SIGKILL" ? resolve(s) : reject(new Error(`child: ${err}`))));
       });
       const acknowledged = out.trim().split("\n").map(BigInt);
       assert.equal(acknowledged.length, 20);

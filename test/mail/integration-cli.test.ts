@@ -46,7 +46,7 @@ function cli(args: readonly string[], env: Record<string, string>, input = ""): 
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
     child.stdin.end(input);
   });
 }

@@ -14,11 +14,11 @@ const root = typeof process.getuid === "function" && process.getuid() === 0;
 const ns = { a: `nxnet-a-${process.pid}`, b: `nxnet-b-${process.pid}` };
 const ip = (...args: string[]): string => execFileSync("ip", args, { encoding: "utf8" });
 
-/** Runs `code` with node inside a namespace; resolves each stdout line to `onLine`, then the exit. */
+/** Runs `code` with node inside a namespace; resolves each stdout line to `onLine`, then the exit (once stdout is read). */
 function nodeIn(netns: string, code: string, onLine: (l: string) => void): Promise<number> {
   const p = spawn("ip", ["netns", "exec", netns, process.execPath, "-e", code], { stdio: ["ignore", "pipe", "inherit"] });
   createInterface({ input: p.stdout }).on("line", onLine);
-  return new Promise((r) => p.once("exit", (c) => r(c ?? -1)));
+  return new Promise((r) => p.once("close", (c) => r(c ?? -1)));
 }
 
 describe("tc: a slice's bandwidth held by the kernel", { skip: root ? false : "needs root for ip netns and tc" }, () => {
