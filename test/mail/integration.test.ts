@@ -286,9 +286,12 @@ print(json.dumps(out))
   test("the mailbox list is filtered to the caller's IMVUs (gate 16)", async () => {
     const mine = await signedGet(alice, "/v1/mail/mailboxes");
     assert.equal(mine.status, 200);
-    const addrs = (mine.json as { mailboxes: { address: string; verifierStored: boolean }[] }).mailboxes;
+    const addrs = (mine.json as { mailboxes: { address: string; verifierStored: boolean; dkimSelectors: string[] }[] }).mailboxes;
     assert.deepEqual(addrs.map((m) => m.address).sort(), ["creator@stage.nexus.test", "intercept@stage.nexus.test"]);
     assert.equal(addrs.find((m) => m.address === STAGE)?.verifierStored, true);
+    const published = inst.platform.state.get("mail-domain", "stage.nexus.test")?.keys.map((k) => k.selector) ?? [];
+    assert.ok(published.length > 0, "the mail service published stage's DKIM keys");
+    for (const m of addrs) assert.deepEqual(m.dkimSelectors, published, `${m.address}: the selectors of its domain's published keys`);
     assert.equal((await signedGet(bob, "/v1/mail/mailboxes?imvu=stage")).status, 404);
     const bobs = (await signedGet(bob, "/v1/mail/mailboxes")).json as { mailboxes: { imvu: string }[] };
     assert.ok(bobs.mailboxes.every((m) => m.imvu !== "stage"));

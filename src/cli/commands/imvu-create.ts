@@ -227,6 +227,20 @@ export async function createAll(input: CreateAllInput): Promise<void> {
       res.setServers([`${d.host}:${d.port}`]);
       await until(`DNS ${host} A at ${dns}`, async () => ((await res.resolve4(host)).length > 0 ? true : undefined), CREATE_WAIT_MS);
       answered.push("DNS");
+      if (services.mail) {
+        // The mail service publishes the domain's DKIM keys, SPF and DMARC after the mailbox is
+        // recorded (it makes the keys): wait for that command, then for the records to answer.
+        const selectors = await until(`the DKIM keys of ${host}`, async () => {
+          const v = await apiGet<{ mailboxes: { address: string; dkimSelectors?: readonly string[] }[] }>(`/v1/mail/mailboxes?imvu=${name}`, opts);
+          const s = v.mailboxes.find((m) => m.address === address)?.dkimSelectors ?? [];
+          return s.length > 0 ? s : undefined;
+        }, CREATE_WAIT_MS);
+        const txt = async (n: string, prefix: string): Promise<true | undefined> => ((await res.resolveTxt(n)).some((r) => r.join("").startsWith(prefix)) ? true : undefined);
+        await until(`DNS ${host} TXT (SPF) at ${dns}`, () => txt(host, "v=spf1"), CREATE_WAIT_MS);
+        await until(`DNS _dmarc.${host} TXT at ${dns}`, () => txt(`_dmarc.${host}`, "v=DMARC1"), CREATE_WAIT_MS);
+        for (const s of selectors) await until(`DNS ${s}._domainkey.${host} TXT at ${dns}`, () => txt(`${s}._domainkey.${host}`, "v=DKIM1"), CREATE_WAIT_MS);
+        answered.push("mail DNS (SPF, DKIM, DMARC)");
+      }
     }
     if (deployed && gateway?.http !== undefined) {
       // The welcome page served through the gateway proves the workload runs too (and costs the

@@ -61,6 +61,11 @@ export interface MailboxView {
   readonly verifierStored: boolean;
   readonly createdIndex: string;
   readonly changedIndex: string;
+  /**
+   * The DKIM selectors the mail service has published for the mailbox's domain (with its SPF and
+   * DMARC records, in one command); empty until then, which follows the mailbox's creation.
+   */
+  readonly dkimSelectors: readonly string[];
 }
 
 const listQuery = z.strictObject({ imvu: ImvuName.optional() });
@@ -68,10 +73,11 @@ const verifierBody = z.strictObject({ imvu: ImvuName, address: MailAddress, veri
 
 const mailboxSchema = {
   type: "object",
-  required: ["imvu", "address", "identity", "status", "verifierCommitment", "verifierStored", "createdIndex", "changedIndex"],
+  required: ["imvu", "address", "identity", "status", "verifierCommitment", "verifierStored", "createdIndex", "changedIndex", "dkimSelectors"],
   properties: {
     imvu: { type: "string" }, address: { type: "string" }, identity: { type: "string" }, status: { enum: ["active", "deleting"] },
     verifierCommitment: { type: "string" }, verifierStored: { type: "boolean" }, createdIndex: { type: "string" }, changedIndex: { type: "string" },
+    dkimSelectors: { type: "array", items: { type: "string" }, description: "published for the mailbox's domain with its SPF and DMARC records; empty until the mail service has published them" },
   },
 };
 
@@ -126,7 +132,7 @@ export function mailImvusOf(state: StateReader, who: string): Set<string> {
   return out;
 }
 
-function view(secrets: MailSecretStore, m: MailboxRecord): MailboxView {
+function view(state: StateReader, secrets: MailSecretStore, m: MailboxRecord): MailboxView {
   let stored: string | undefined;
   try {
     stored = secrets.read(m.imvu).passwords[m.address];
@@ -137,6 +143,7 @@ function view(secrets: MailSecretStore, m: MailboxRecord): MailboxView {
     imvu: m.imvu, address: m.address, identity: m.identity, status: m.deletingIndex === undefined ? "active" : "deleting",
     verifierCommitment: m.verifierCommitment, verifierStored: stored !== undefined && commitment(stored) === m.verifierCommitment,
     createdIndex: m.createdIndex, changedIndex: m.changedIndex,
+    dkimSelectors: (state.get("mail-domain", m.domain)?.keys ?? []).map((k) => k.selector),
   };
 }
 
@@ -165,7 +172,7 @@ export function mailRoutes(opts: MailRoutesOptions): ApiModule {
           .list("mail-mailbox", q.imvu === undefined ? "" : `${q.imvu}/`)
           .map(([, m]) => m)
           .filter((m) => imvus.has(m.imvu) || (q.imvu === undefined && m.identity === who));
-        return { mailboxes: rows.map((m) => view(secrets, m)) };
+        return { mailboxes: rows.map((m) => view(state(), secrets, m)) };
       });
       app.post("/v1/mail/verifiers", async (req) => {
         const body = parseInput(verifierBody, req.body, "body");
