@@ -33,7 +33,10 @@ const CORES = flag("--cores", "1,2").split(",").map(Number);
 const SAMPLE = Number(flag("--sample", "200"));
 const CLIENTS = 8;
 const WARMUP_CLIENTS = 64;
+/** Warm-up seconds per serving thread (each thread's cache fills from the sockets hashed to it). */
 const WARMUP_S = 6;
+/** Idle seconds before the fixed-rate phase (V8 runs the collections it put off while saturated). */
+const SETTLE_S = 5;
 const OUTSTANDING = 500;
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
@@ -148,13 +151,19 @@ async function measure(kind: Kind, cores: number, port: number): Promise<Result>
     // Warm-up, the same for every server: 6 s from 64 client sockets, so that the kernel's
     // SO_REUSEPORT hash hands every serving thread enough sockets to see the whole query mix (each
     // Nexus thread has its own wire cache, filled by the negative answers it has given once).
-    dnsperf(port, loadCpus, ["-l", String(WARMUP_S)], WARMUP_CLIENTS);
+    // Each query of the mix passes WARMUP_S * cores times, through other sockets each pass: the
+    // chance that a thread of `cores` never sees one is (1 - 1/cores)^passes.
+    dnsperf(port, loadCpus, ["-l", String(WARMUP_S * cores)], WARMUP_CLIENTS);
     const c0 = treeCpuSeconds(child.pid ?? 0);
     const out = dnsperf(port, loadCpus, ["-l", String(SECONDS)]);
     const cpuS = treeCpuSeconds(child.pid ?? 0) - c0;
     const qps = Number(/Queries per second:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
     const completed = Number(/Queries completed:\s+(\d+)/.exec(out)?.[1] ?? NaN);
     const lost = /Queries lost:\s+(.*)/.exec(out)?.[1] ?? "?";
+    // Saturated, a Node server has no idle time, so V8 defers the collection of the warm-up's
+    // garbage (idle-task scavenges, the memory reducer's mark-compact) to the first idle moment: the
+    // fixed-rate phase. An idle pause, the same for every server, lets that happen before it.
+    await sleep(SETTLE_S * 1000);
     const v = dnsperf(port, loadCpus, ["-l", String(SECONDS), "-Q", String(RATE), "-v"]);
     const lat = [...v.matchAll(/^> \S+ \S+ \S+ ([\d.]+)$/gm)].map((m) => Number(m[1]) * 1000).sort((a, b) => a - b);
     const pct = (p: number): number => lat[Math.min(lat.length - 1, Math.floor((lat.length * p) / 100))] ?? NaN;

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { signRequest } from "../../src/core/crypto/httpsig.ts";
 import { loadIdentity } from "../../src/core/identity/index.ts";
 import { installationFabric, slug } from "../../src/services/compute/names.ts";
+import { dnsServiceOf } from "../../src/platform/services/dns.ts";
 import { runPython } from "../mail/support-imap.ts";
 import { cleanup, cli, dig, fillVolume, person, startInstallations, tempDir, type Installation, type Run } from "./support.ts";
 
@@ -75,6 +76,8 @@ describe("imvu create in one command, exit, and import elsewhere", () => {
     const [first, second] = await startInstallations([{ prefix: "nexus-life-a-", full: true }, { prefix: "nexus-life-b-", full: true }]);
     if (first === undefined || second === undefined) throw new Error("two installations asked, fewer started");
     [a, b] = [first, second];
+    // The platform's DNS service serves on the batched transport by default (./nexus test installs gcc).
+    for (const i of [a, b]) assert.equal(dnsServiceOf(i.stack.services)?.server.udpTransport, "batch");
     creator = person(a.stack.apiUrl, "creator");
   });
 

@@ -57,7 +57,7 @@ async function up(opts: UpOptions): Promise<void> {
   });
   if (opts.install) {
     const missing = ensurePackages(UP_PACKAGES, log);
-    if (missing.length > 0) log(`not installed: ${missing.join(" ")} (as root: apt-get install ${missing.join(" ")}); without podman compute runs degraded, without gcc the opt-in batched DNS transport cannot be built`);
+    if (missing.length > 0) log(`not installed: ${missing.join(" ")} (as root: apt-get install ${missing.join(" ")}); without podman compute runs degraded, without gcc DNS serves UDP on node:dgram`);
   }
   // The web console is served from console/dist: build it when missing or older than its sources.
   const consoleError = ensureConsoleBuilt(log);

@@ -270,17 +270,9 @@ class DnsServiceRun {
   }
 }
 
-/**
- * The platform's UDP transport when dns.json does not name one: node:dgram for now. The batched
- * addon is opt-in ("udp": "batch" or "auto") until an intermittent empty answer seen once under
- * load in test/imvu/create-import.test.ts is explained (docs/dns.md, "UDP transports").
- */
-const PLATFORM_UDP_DEFAULT = "dgram";
-
 /** How UDP is served, for the endpoint line: batched, or node:dgram and why. */
 function udpLine(server: DnsServer, asked: string | undefined): string {
   if (server.udpTransport === "batch") return "UDP batched (recvmmsg/sendmmsg)";
-  if (asked === undefined) return 'UDP by node:dgram (the batched transport is opt-in: "udp": "batch" in dns.json)';
   return asked === "dgram" ? "UDP by node:dgram, as dns.json asks" : `UDP by node:dgram: ${udpBatchStatus().detail}`;
 }
 
@@ -297,7 +289,7 @@ export function createDnsService(opts: DnsServiceOptions = {}): ServiceModule {
         host, port: ctx.config.ports.dns, zones: run.store,
         ...(cfg.tsig ? { tsig: cfg.tsig.map((k) => ({ name: k.name, secret: k.secret, ...(k.algorithm === undefined ? {} : { algorithm: k.algorithm }) })) } : {}),
         ...(cfg.notify ? { notify: cfg.notify.map((t) => ({ host: t.host, port: t.port, ...(t.key === undefined ? {} : { key: t.key }) })) } : {}),
-        ...(cfg.workers === undefined ? {} : { workers: cfg.workers }), udp: cfg.udp ?? PLATFORM_UDP_DEFAULT, ...(opts.notifyRetryMs === undefined ? {} : { notifyRetryMs: opts.notifyRetryMs }),
+        ...(cfg.workers === undefined ? {} : { workers: cfg.workers }), ...(cfg.udp === undefined ? {} : { udp: cfg.udp }), ...(opts.notifyRetryMs === undefined ? {} : { notifyRetryMs: opts.notifyRetryMs }),
         onEvent: (e) => {
           opts.onEvent?.(e);
           if (e.type === "fault") ctx.log(`fault in ${e.where}: ${e.message}`);
