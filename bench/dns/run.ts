@@ -148,11 +148,11 @@ async function measure(kind: Kind, cores: number, port: number): Promise<Result>
   try {
     await waitReady(port);
     const loadCpus = "1";
-    // Warm-up, the same for every server: 6 s from 64 client sockets, so that the kernel's
-    // SO_REUSEPORT hash hands every serving thread enough sockets to see the whole query mix (each
-    // Nexus thread has its own wire cache, filled by the negative answers it has given once).
-    // Each query of the mix passes WARMUP_S * cores times, through other sockets each pass: the
-    // chance that a thread of `cores` never sees one is (1 - 1/cores)^passes.
+    // Warm-up, the same for every server: WARMUP_S per serving thread from 64 client sockets, so
+    // that the kernel's SO_REUSEPORT hash hands every thread enough sockets to see the whole query
+    // mix (each Nexus thread has its own wire cache, filled by the negative answers it has given
+    // once). Each pass over the mix sends a query through another socket, so the chance that a
+    // thread never sees it falls as (1 - 1/cores)^passes.
     dnsperf(port, loadCpus, ["-l", String(WARMUP_S * cores)], WARMUP_CLIENTS);
     const c0 = treeCpuSeconds(child.pid ?? 0);
     const out = dnsperf(port, loadCpus, ["-l", String(SECONDS)]);

@@ -228,8 +228,8 @@ export async function createAll(input: CreateAllInput): Promise<void> {
       await until(`DNS ${host} A at ${dns}`, async () => ((await res.resolve4(host)).length > 0 ? true : undefined), CREATE_WAIT_MS);
       answered.push("DNS");
       if (services.mail) {
-        // The mail service publishes the domain's DKIM keys, SPF and DMARC after the mailbox is
-        // recorded (it makes the keys): wait for that command, then for the records to answer.
+        // The mail service makes and publishes the domain's DKIM keys after the mailbox is recorded:
+        // wait for that command, then for the mail records (SPF and DMARC are the zone's defaults) to answer.
         const selectors = await until(`the DKIM keys of ${host}`, async () => {
           const v = await apiGet<{ mailboxes: { address: string; dkimSelectors?: readonly string[] }[] }>(`/v1/mail/mailboxes?imvu=${name}`, opts);
           const s = v.mailboxes.find((m) => m.address === address)?.dkimSelectors ?? [];

@@ -62,8 +62,8 @@ export interface MailboxView {
   readonly createdIndex: string;
   readonly changedIndex: string;
   /**
-   * The DKIM selectors the mail service has published for the mailbox's domain (with its SPF and
-   * DMARC records, in one command); empty until then, which follows the mailbox's creation.
+   * The DKIM selectors the mail service has published for the mailbox's domain
+   * (`mail.dkim.publish`); empty until then, which follows the mailbox's creation.
    */
   readonly dkimSelectors: readonly string[];
 }
@@ -77,7 +77,7 @@ const mailboxSchema = {
   properties: {
     imvu: { type: "string" }, address: { type: "string" }, identity: { type: "string" }, status: { enum: ["active", "deleting"] },
     verifierCommitment: { type: "string" }, verifierStored: { type: "boolean" }, createdIndex: { type: "string" }, changedIndex: { type: "string" },
-    dkimSelectors: { type: "array", items: { type: "string" }, description: "published for the mailbox's domain with its SPF and DMARC records; empty until the mail service has published them" },
+    dkimSelectors: { type: "array", items: { type: "string" }, description: "the DKIM keys published for the mailbox's domain (mail.dkim.publish); empty until the mail service has published them" },
   },
 };
 
